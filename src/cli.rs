@@ -1,0 +1,156 @@
+//! The command line: what the user may type, with defaults and environment variables,
+//! and its translation into the settings the rest of netlab takes.
+//!
+//! Every value is validated here, so that a bad flag or environment variable ends the
+//! program with a usage error (exit status 2) naming it, before anything starts.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::ClientConfig;
+use crate::connection::Limits;
+use crate::frame::DEFAULT_MAX_FRAME;
+use crate::server::ServerConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "netlab", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server until Ctrl-C or SIGTERM.
+    Serve {
+        #[command(subcommand)]
+        mode: ServeMode,
+    },
+    /// Talk to a server: show each of its messages, send each line typed.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeMode {
+    /// Answer each message with the same text (lab task 3).
+    Echo {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// `framed`: length-prefixed messages and a greeting; `raw`: bytes back verbatim,
+        /// for nc, telnet and generic echo load generators.
+        #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = Codec::Framed)]
+        codec: Codec,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Codec {
+    Framed,
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on (an IP address or a host name).
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 lets the system choose.
+    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090)]
+    pub port: u16,
+    /// Largest message accepted or sent, in bytes.
+    #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
+          value_parser = max_frame_parser())]
+    pub max_frame: u64,
+    /// Most clients served at once; more wait in the system's queue.
+    #[arg(long, env = "NETLAB_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Close a connection that sends no message for this long (e.g. 90s, 5m).
+    #[arg(long, env = "NETLAB_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+    /// Close a connection that takes longer than this to finish a message it began, or to
+    /// read its replies.
+    #[arg(long, env = "NETLAB_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub frame_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Server address (an IP address or a host name).
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port.
+    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Largest message accepted or sent, in bytes.
+    #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
+          value_parser = max_frame_parser())]
+    pub max_frame: u64,
+}
+
+/// Messages the server itself sends (notices of up to about 150 bytes) must fit, and no
+/// peer may make a connection hold more than 64 MiB.
+fn max_frame_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(256..=64 * 1024 * 1024)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (examples: 500ms, 10s, 5m)")),
+    }
+}
+
+impl ServerArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame: to_usize(self.max_frame),
+            idle_timeout: self.idle_timeout,
+            frame_timeout: self.frame_timeout,
+        }
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_connections: self.max_connections as usize,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl ConnectArgs {
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            host: self.host.clone(),
+            port: self.port,
+            max_frame: to_usize(self.max_frame),
+        }
+    }
+}
+
+/// The parsers above cap sizes at 64 MiB, which fits any usize netlab runs on.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).expect("validated by the argument parser")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts_take_units_and_refuse_zero() {
+        assert_eq!(parse_timeout("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

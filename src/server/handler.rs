@@ -1,0 +1,138 @@
+//! Server modes as message handlers, and the conversation loop that drives them.
+//!
+//! Invariant: the server speaks first, then sends exactly one message for each message it
+//! receives. A client that loops "read a message, show it, send a line" therefore stays in
+//! step in every mode. The only other message is a last one before the server closes
+//! (shutdown, timeout, a broken frame), after which nothing follows.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use log::debug;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Protocol;
+use crate::connection::{Connection, ConnectionError, Limits};
+use crate::frame::FrameError;
+
+/// Sent to every connected client when the server stops.
+pub const SHUTDOWN_NOTICE: &str = "server is shutting down, goodbye";
+
+/// One server mode: what it says first and how it answers. Handlers see messages, never
+/// bytes; one value serves every connection, and what a mode must remember about one
+/// connection lives in its `State`.
+pub trait Handler: Send + Sync + 'static {
+    type State: Send;
+
+    /// The greeting for a new client, and the state of its conversation.
+    fn greet(
+        &self,
+        peer: SocketAddr,
+    ) -> impl Future<Output = anyhow::Result<(Self::State, Reply)>> + Send;
+
+    /// The answer to one message.
+    fn reply(
+        &self,
+        state: &mut Self::State,
+        message: String,
+    ) -> impl Future<Output = anyhow::Result<Reply>> + Send;
+}
+
+/// A message for the client, and whether the conversation goes on after it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub close: bool,
+}
+
+impl Reply {
+    pub fn say(text: impl Into<String>) -> Self {
+        Reply {
+            text: text.into(),
+            close: false,
+        }
+    }
+
+    /// The last message: the server closes the connection after it.
+    pub fn close(text: impl Into<String>) -> Self {
+        Reply {
+            text: text.into(),
+            close: true,
+        }
+    }
+}
+
+/// The framed protocol: messages in, [`Handler`] replies out.
+pub struct Framed<H> {
+    handler: H,
+    limits: Limits,
+}
+
+impl<H: Handler> Framed<H> {
+    pub fn new(handler: H, limits: Limits) -> Self {
+        Framed { handler, limits }
+    }
+}
+
+impl<H: Handler> Protocol for Framed<H> {
+    async fn serve_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let mut conn = Connection::new(stream, self.limits);
+        let (mut state, greeting) = self.handler.greet(peer).await?;
+        if send(&mut conn, greeting).await? {
+            return Ok(conn.close().await?);
+        }
+        loop {
+            let read = tokio::select! {
+                read = conn.read_message() => read,
+                () = shutdown.cancelled() => {
+                    conn.write_message(SHUTDOWN_NOTICE).await?;
+                    return Ok(conn.close().await?);
+                }
+            };
+            let message = match read {
+                Ok(Some(message)) => message,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(say_goodbye(conn, e).await.into()),
+            };
+            // Debug formatting escapes control characters a client may have sent.
+            debug!("{peer}: received {message:?}");
+            let reply = self.handler.reply(&mut state, message).await?;
+            if send(&mut conn, reply).await? {
+                return Ok(conn.close().await?);
+            }
+        }
+    }
+}
+
+/// Queues `reply`; true when the conversation ends with it.
+async fn send(conn: &mut Connection<TcpStream>, reply: Reply) -> Result<bool, ConnectionError> {
+    conn.write_message(&reply.text).await?;
+    Ok(reply.close)
+}
+
+/// Tells the client why its connection ends, where the connection can still carry a
+/// message, then closes it. Returns the error for the log.
+async fn say_goodbye(conn: Connection<TcpStream>, e: ConnectionError) -> ConnectionError {
+    let can_tell = match &e {
+        ConnectionError::Frame(FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. })
+        | ConnectionError::Idle(_)
+        | ConnectionError::FrameTimeout(_) => true,
+        ConnectionError::Frame(FrameError::Truncated { .. } | FrameError::Io(_))
+        | ConnectionError::WriteTimeout(_) => false,
+    };
+    if can_tell {
+        let mut conn = conn;
+        let notice = format!("error: {e}; closing the connection");
+        if conn.write_message(&notice).await.is_ok() {
+            let _ = conn.close().await;
+        }
+    }
+    e
+}

@@ -1,0 +1,158 @@
+//! The accept loop shared by every server mode.
+//!
+//! Invariant: a connection is accepted only with a permit in hand. The permit is taken
+//! before `accept`, so a full server leaves new clients in the kernel's backlog instead
+//! of accepting and dropping them, and it is released when the connection's task ends,
+//! however it ends.
+//!
+//! What happens on a connection is the [`Protocol`]'s business: framed messages answered
+//! by a [`Handler`] ([`Framed`]), or raw bytes ([`RawEcho`]). One connection's error is
+//! logged with its peer address and never reaches the loop.
+
+mod echo;
+mod handler;
+mod raw;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{error, info, warn};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use echo::Echo;
+pub use handler::{Framed, Handler, Reply};
+pub use raw::RawEcho;
+
+/// Longest pause after failed accepts in a row (out of file descriptors, say).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a server does with one accepted connection.
+pub trait Protocol: Send + Sync + 'static {
+    /// Serves `stream` until the peer leaves, an error, or `shutdown` is cancelled; in the
+    /// last case it should tell the peer and return promptly.
+    fn serve_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Settings of the accept loop itself.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerConfig {
+    pub max_connections: usize,
+    /// After shutdown begins, how long connections get to finish before they are dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Accepts connections on `listener` and serves each with `protocol` until `shutdown`
+/// completes; then stops accepting, asks every connection to finish, and waits for them
+/// for at most `config.shutdown_grace`.
+pub async fn serve<P: Protocol>(
+    listener: TcpListener,
+    protocol: P,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let protocol = Arc::new(protocol);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let tracker = TaskTracker::new();
+    let stopping = CancellationToken::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept(&listener, &permits) => accepted,
+        };
+        let (stream, peer, permit) = accepted;
+        let protocol = Arc::clone(&protocol);
+        let stopping = stopping.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let started = Instant::now();
+            info!("{peer}: connected");
+            let outcome = protocol.serve_connection(stream, peer, stopping).await;
+            let took = humantime::format_duration(round_ms(started.elapsed()));
+            match outcome {
+                Ok(()) => info!("{peer}: closed after {took}"),
+                Err(e) => warn!("{peer}: closed after {took}: {e:#}"),
+            }
+        });
+    }
+
+    drop(listener);
+    let open = tracker.len();
+    info!("shutting down: {open} connection(s) open");
+    stopping.cancel();
+    tracker.close();
+    if timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            "{} connection(s) still open after {}; dropping them",
+            tracker.len(),
+            humantime::format_duration(config.shutdown_grace)
+        );
+    }
+    info!("stopped");
+}
+
+/// Waits for a free permit, then for a connection. Errors that concern one connection
+/// only are skipped; others (out of file descriptors, of memory) are logged and retried
+/// after a pause that doubles each time, so the loop neither spins nor gives up.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> (TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) {
+    let permit = Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => return (stream, peer, permit),
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                error!(
+                    "accept failed: {e}; retrying in {}",
+                    humantime::format_duration(backoff)
+                );
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Errors of one half-open connection, which say nothing about the listener.
+fn is_connection_error(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}

@@ -1,0 +1,56 @@
+//! Raw echo (`--codec raw`): bytes back verbatim, no framing, no greeting, so that nc,
+//! telnet, socat and standard echo load generators can talk to the server.
+//!
+//! Invariant: an idle connection owns no buffer. The 8 KiB buffer exists only while
+//! bytes are moving, which keeps thousands of idle connections cheap.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::Protocol;
+
+const CHUNK: usize = 8 * 1024;
+
+pub struct RawEcho {
+    pub idle_timeout: Duration,
+    /// Longest a write may wait for a peer that does not read.
+    pub write_timeout: Duration,
+}
+
+impl Protocol for RawEcho {
+    async fn serve_connection(
+        &self,
+        mut stream: TcpStream,
+        _peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let _ = stream.set_nodelay(true);
+        loop {
+            let ready = tokio::select! {
+                ready = timeout(self.idle_timeout, stream.readable()) => ready,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            ready
+                .map_err(|_| anyhow::anyhow!("idle for {:?}", self.idle_timeout))?
+                .context("waiting for input")?;
+            let mut buf = vec![0u8; CHUNK];
+            let n = match stream.try_read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e).context("reading"),
+            };
+            timeout(self.write_timeout, stream.write_all(&buf[..n]))
+                .await
+                .map_err(|_| anyhow::anyhow!("peer did not read for {:?}", self.write_timeout))?
+                .context("writing")?;
+        }
+    }
+}

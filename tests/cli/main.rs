@@ -1,0 +1,13 @@
+//! Integration tests: the real `netlab` binary, real sockets on 127.0.0.1.
+//!
+//! One test binary (see `autotests = false` in Cargo.toml), so everything links once.
+
+mod support;
+
+mod client;
+mod echo;
+mod python_example;
+mod raw;
+mod shutdown;
+mod usage;
+mod wire;

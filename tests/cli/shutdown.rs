@@ -1,0 +1,54 @@
+//! Graceful shutdown: stop accepting, tell connected clients, exit 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use netlab::frame::RecvMsg;
+
+use crate::support::{PATIENCE, Server, netlab, wait_with_deadline, with_deadline};
+
+#[test]
+fn sigterm_tells_connected_clients_and_exits_zero() {
+    let server = Server::start(&["echo"]);
+    let mut raw_client = server.client();
+
+    // The netlab client, waiting on a stdin that never ends.
+    let mut client = netlab()
+        .args(["connect", "--port", &server.port()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let greeting = lines.next().unwrap().unwrap();
+    assert!(greeting.contains("echo server"), "{greeting}");
+
+    server.terminate();
+
+    let notice = raw_client.recv_msg().unwrap();
+    assert_eq!(notice.as_deref(), Some("server is shutting down, goodbye"));
+    assert_eq!(raw_client.recv_msg().unwrap(), None);
+
+    let shown = with_deadline(PATIENCE, move || lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(shown, "server is shutting down, goodbye");
+    let status = wait_with_deadline(&mut client, PATIENCE).expect("client did not exit");
+    assert!(status.success(), "client: {status}");
+
+    let (status, rest_of_stdout, log) = server.wait();
+    assert!(status.success(), "server: {status}");
+    assert_eq!(rest_of_stdout, "", "stdout holds only the listening line");
+    assert!(log.contains("shutting down: 2 connection(s) open"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn shutdown_with_no_client_is_prompt() {
+    let server = Server::start(&["echo"]);
+    server.terminate();
+    let started = std::time::Instant::now();
+    let (status, _, _) = server.wait();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -1,0 +1,204 @@
+//! Helpers: start a server on port 0, talk to it, wait for processes with a deadline.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use netlab::frame::{RecvMsg, SendMsg};
+
+/// Upper bound for anything a test waits on; tests normally finish far sooner.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn netlab() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_netlab"));
+    // Settings from the developer's shell must not leak into tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("NETLAB_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A `netlab serve` process on 127.0.0.1 and a port the system chose; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stdout: BufReader<std::process::ChildStdout>,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `netlab serve <args> --port 0` and waits for its `listening on` line.
+    pub fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut child = netlab()
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let line = with_deadline(PATIENCE, move || {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            (line, stdout)
+        });
+        let (line, stdout) = line.expect("server printed no `listening on` line in time");
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            stdout,
+            dir,
+        }
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        stream
+    }
+
+    /// Connects and reads the greeting.
+    pub fn client(&self) -> TcpStream {
+        let mut stream = self.connect();
+        let greeting = stream.recv_msg().unwrap().expect("a greeting");
+        assert!(!greeting.is_empty());
+        stream
+    }
+
+    /// What the server wrote to stderr so far (its log, in this setup).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("stderr")
+    }
+
+    /// Waits until the log contains `needle`, for at most [`PATIENCE`].
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "log never contained {needle:?}:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit; returns its status, the rest of its stdout, and its
+    /// log.
+    pub fn wait(mut self) -> (ExitStatus, String, String) {
+        let status = wait_with_deadline(&mut self.child, PATIENCE).expect("server did not exit");
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (status, rest, self.log())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `f` on a thread; `None` if it takes longer than `limit`.
+pub fn with_deadline<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Runs a command with `input` on stdin and returns its output, within [`PATIENCE`].
+pub fn run_with_input(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let pid = child.id();
+    with_deadline(PATIENCE, move || child.wait_with_output().unwrap()).unwrap_or_else(|| {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("command did not finish in time")
+    })
+}
+
+/// Sends `msg` and returns the reply.
+pub fn echo(stream: &mut TcpStream, msg: &str) -> String {
+    stream.send_msg(msg).unwrap();
+    stream.recv_msg().unwrap().expect("a reply")
+}
+
+/// Reads until the server closes; returns the bytes received.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap();
+    got
+}
+
+/// Closes with a reset (RST) instead of a FIN, as a crashed client would.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}

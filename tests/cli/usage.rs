@@ -1,0 +1,51 @@
+//! Bad flags and environment values are usage errors (exit 2) that name the culprit.
+
+use crate::support::{netlab, run_with_input};
+
+fn usage_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = netlab();
+    cmd.args(args).envs(env.iter().copied());
+    let out = run_with_input(cmd, "");
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    let err = usage_error(&["connect", "--port", "70000"], &[]);
+    assert!(err.contains("--port"), "{err}");
+    let err = usage_error(&["connect", "--port", "0"], &[]);
+    assert!(err.contains("--port"), "{err}");
+    let err = usage_error(&["serve", "echo", "--idle-timeout", "0s"], &[]);
+    assert!(
+        err.contains("--idle-timeout") && err.contains("longer than zero"),
+        "{err}"
+    );
+    let err = usage_error(&["serve", "echo", "--max-frame", "10"], &[]);
+    assert!(err.contains("--max-frame"), "{err}");
+    let err = usage_error(&["serve", "echo", "--codec", "json"], &[]);
+    assert!(err.contains("--codec"), "{err}");
+}
+
+#[test]
+fn bad_environment_values_are_usage_errors_too() {
+    let err = usage_error(&["connect"], &[("NETLAB_PORT", "abc")]);
+    assert!(err.contains("--port"), "{err}");
+}
+
+#[test]
+fn help_lists_defaults_and_environment_variables() {
+    let out = netlab().args(["serve", "echo", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "[default: 9090]",
+        "[env: NETLAB_PORT=]",
+        "[default: 65536]",
+        "[default: 5m]",
+        "[default: 10s]",
+        "[default: 1024]",
+    ] {
+        assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
+    }
+}

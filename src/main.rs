@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 
 use netlab::cli::{Cli, Codec, Command, ServeMode, ServerArgs};
 use netlab::server::{self, Echo, Framed, Protocol, RawEcho};
@@ -46,21 +47,19 @@ fn serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow::Result<()> {
         let listener = TcpListener::bind((args.host.as_str(), args.port))
             .await
             .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+        let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
         log::info!("listening on {addr}");
-        server::serve(listener, protocol, args.server_config(), shutdown_signal()).await;
+        server::serve(listener, protocol, args.server_config(), shutdown).await;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Servers report their service messages; the client and admin commands stay quiet

@@ -18,6 +18,9 @@ use crate::frame::FrameError;
 
 /// Sent to every connected client when the server stops.
 pub const SHUTDOWN_NOTICE: &str = "server is shutting down, goodbye";
+/// Sent when a handler fails on a message; the cause is logged, never sent.
+pub const INTERNAL_ERROR: &str =
+    "error: the server could not handle this message; closing the connection";
 
 /// One server mode: what it says first and how it answers. Handlers see messages, never
 /// bytes; one value serves every connection, and what a mode must remember about one
@@ -103,7 +106,15 @@ impl<H: Handler> Protocol for Framed<H> {
             };
             // Debug formatting escapes control characters a client may have sent.
             debug!("{peer}: received {message:?}");
-            let reply = self.handler.reply(&mut state, message).await?;
+            let reply = match self.handler.reply(&mut state, message).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // The client learns that the fault is ours; the details go to the log.
+                    let _ = conn.write_message(INTERNAL_ERROR).await;
+                    let _ = conn.close().await;
+                    return Err(e);
+                }
+            };
             if send(&mut conn, reply).await? {
                 return Ok(conn.close().await?);
             }
@@ -119,7 +130,7 @@ async fn send(conn: &mut Connection<TcpStream>, reply: Reply) -> Result<bool, Co
 
 /// Tells the client why its connection ends, where the connection can still carry a
 /// message, then closes it. Returns the error for the log.
-async fn say_goodbye(conn: Connection<TcpStream>, e: ConnectionError) -> ConnectionError {
+async fn say_goodbye(mut conn: Connection<TcpStream>, e: ConnectionError) -> ConnectionError {
     let can_tell = match &e {
         ConnectionError::Frame(FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. })
         | ConnectionError::Idle(_)
@@ -128,11 +139,57 @@ async fn say_goodbye(conn: Connection<TcpStream>, e: ConnectionError) -> Connect
         | ConnectionError::WriteTimeout(_) => false,
     };
     if can_tell {
-        let mut conn = conn;
         let notice = format!("error: {e}; closing the connection");
         if conn.write_message(&notice).await.is_ok() {
             let _ = conn.close().await;
         }
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{ServerConfig, serve};
+    use tokio::net::TcpListener;
+
+    /// Greets, then fails on every message.
+    struct Failing;
+
+    impl Handler for Failing {
+        type State = ();
+        async fn greet(&self, _: SocketAddr) -> anyhow::Result<((), Reply)> {
+            Ok(((), Reply::say("hi")))
+        }
+        async fn reply(&self, _: &mut (), _: String) -> anyhow::Result<Reply> {
+            anyhow::bail!("secret detail that must stay in the log")
+        }
+    }
+
+    #[tokio::test]
+    async fn handler_failure_tells_the_client_without_details_and_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            Framed::new(Failing, Limits::default()),
+            ServerConfig::default(),
+            stop.clone().cancelled_owned(),
+        ));
+
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut client = Connection::new(stream, Limits::default());
+        assert_eq!(client.read_message().await.unwrap().as_deref(), Some("hi"));
+        client.write_message("anything").await.unwrap();
+        assert_eq!(
+            client.read_message().await.unwrap().as_deref(),
+            Some(INTERNAL_ERROR)
+        );
+        assert_eq!(client.read_message().await.unwrap(), None);
+        drop(client);
+
+        stop.cancel();
+        server.await.unwrap();
+    }
 }

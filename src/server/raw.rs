@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use humantime::format_duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -38,7 +39,9 @@ impl Protocol for RawEcho {
                 () = shutdown.cancelled() => return Ok(()),
             };
             ready
-                .map_err(|_| anyhow::anyhow!("idle for {:?}", self.idle_timeout))?
+                .map_err(|_| {
+                    anyhow::anyhow!("no input for {}", format_duration(self.idle_timeout))
+                })?
                 .context("waiting for input")?;
             let mut buf = vec![0u8; CHUNK];
             let n = match stream.try_read(&mut buf) {
@@ -49,7 +52,12 @@ impl Protocol for RawEcho {
             };
             timeout(self.write_timeout, stream.write_all(&buf[..n]))
                 .await
-                .map_err(|_| anyhow::anyhow!("peer did not read for {:?}", self.write_timeout))?
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "peer did not read for {}",
+                        format_duration(self.write_timeout)
+                    )
+                })?
                 .context("writing")?;
         }
     }

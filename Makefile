@@ -1,10 +1,11 @@
-# One target per lab task, each scripted: no typing, no terminal needed.
+# One target per lab task, each scripted: no typing, no terminal needed. Each demo
+# runs against a fresh server (scripts/with-server.sh) and shows the server's log.
 # `make test` runs the whole test suite (what CI runs).
 
-BIN := target/debug/netlab
+BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test task3 task9 task10 tasks
+.PHONY: build test tasks task3 task4 task5 task6 task9 task10
 
 build:
 	cargo build --quiet
@@ -12,27 +13,30 @@ build:
 test:
 	cargo test
 
-tasks: task3 task9 task10
+tasks: task3 task4 task5 task6 task9 task10
 
 ## Task 3: the server keeps listening after a client leaves, and serves several at once.
 task3: build
-	@$(WITH_SERVER) echo -- sh -c '\
-	  echo "--- client 1 (talks, then leaves) ---"; \
-	  printf "hello\nfrom client 1\n" | $(BIN) connect; \
-	  echo "--- client 2 (after client 1 left) ---"; \
-	  printf "still listening?\n" | $(BIN) connect; \
-	  echo "--- clients 3 and 4 at the same time ---"; \
-	  (sleep 1; printf "three\n") | $(BIN) connect & \
-	  (sleep 1; printf "four\n") | $(BIN) connect; wait'
+	@$(WITH_SERVER) echo -- scripts/demo/task3.sh
 
-## Task 9: fixed-length length header; bytes, not characters; any chunking.
+## Task 4: host and port prompts with defaults and safe input.
+task4: build
+	@$(WITH_SERVER) echo -- scripts/demo/task4.sh
+
+## Task 5: service messages in a log file.
+task5: build
+	@$(WITH_SERVER) echo -- scripts/demo/task5.sh
+
+## Task 6: a busy port makes the server move on to the next one.
+task6: build
+	@$(WITH_SERVER) echo -- scripts/demo/task6.sh
+
+## Task 9: send/receive helpers with a fixed-length length header.
 task9: build
 	cargo test --quiet --lib frame
 	cargo test --quiet --doc frame
-	@$(WITH_SERVER) echo -- sh -c 'python3 examples/frame_bytes.py --port $$NETLAB_PORT'
-	@echo "--- the Python example client ---"
-	@$(WITH_SERVER) echo -- sh -c 'printf "Кириллица\n👋 emoji\n" | python3 examples/client.py --port $$NETLAB_PORT'
+	@$(WITH_SERVER) echo -- scripts/demo/task9.sh
 
-## Task 10: many messages back and forth in one conversation.
+## Task 10: many messages back and forth.
 task10: build
-	@$(WITH_SERVER) echo -- sh -c 'seq 1 10 | sed "s/^/message /" | $(BIN) connect'
+	@$(WITH_SERVER) echo -- scripts/demo/task10.sh

@@ -2,11 +2,17 @@
 //! and its translation into the settings the rest of netlab takes.
 //!
 //! Every value is validated here, so that a bad flag or environment variable ends the
-//! program with a usage error (exit status 2) naming it, before anything starts.
+//! program with a usage error (exit status 2) naming it, before anything starts. A host
+//! or port that was not given at all, by flag or environment, is marked so that it can
+//! be asked for (see [`crate::prompt`]).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 
 use crate::client::ClientConfig;
 use crate::connection::Limits;
@@ -29,6 +35,11 @@ pub enum Command {
     },
     /// Talk to a server: show each of its messages, send each line typed.
     Connect(ConnectArgs),
+    /// Print a shell completion script, e.g. `netlab completions bash > /etc/bash_completion.d/netlab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,11 +64,18 @@ pub enum Codec {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Address to listen on (an IP address or a host name).
-    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1")]
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
-    /// Port to listen on; 0 lets the system choose.
+    /// Port to listen on; 0 lets the system choose. Asked for on a terminal when not given.
     #[arg(long, env = "NETLAB_PORT", default_value_t = 9090)]
     pub port: u16,
+    /// When the port is in use, try up to this many following ports.
+    #[arg(long, env = "NETLAB_PORT_RETRIES", default_value_t = 50)]
+    pub port_retries: u16,
+    /// log4rs configuration file (see log4rs.yaml). Without one, the log is a rolling file
+    /// in the user's data directory (~/.local/share/netlab/netlab.log on Linux).
+    #[arg(long, env = "NETLAB_LOG_CONFIG", value_name = "PATH")]
+    pub log_config: Option<PathBuf>,
     /// Largest message accepted or sent, in bytes.
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
           value_parser = max_frame_parser())]
@@ -73,14 +91,18 @@ pub struct ServerArgs {
     /// read its replies.
     #[arg(long, env = "NETLAB_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub frame_timeout: Duration,
+    /// Whether --port was given (by flag or environment) rather than defaulted.
+    #[arg(skip)]
+    pub port_given: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Server address (an IP address or a host name).
-    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1")]
+    /// Server address (an IP address or a host name). Asked for on a terminal when not
+    /// given.
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
-    /// Server port.
+    /// Server port. Asked for on a terminal when not given.
     #[arg(long, env = "NETLAB_PORT", default_value_t = 9090,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
@@ -88,6 +110,65 @@ pub struct ConnectArgs {
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
           value_parser = max_frame_parser())]
     pub max_frame: u64,
+    #[arg(skip)]
+    pub host_given: bool,
+    #[arg(skip)]
+    pub port_given: bool,
+}
+
+impl Cli {
+    /// Parses the command line (exiting with status 2 on a usage error) and records which
+    /// of host and port the user gave.
+    pub fn parse_and_mark() -> Cli {
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let leaf = innermost(&matches);
+        let given = |id: &str| {
+            leaf.value_source(id)
+                .is_some_and(|s| s != ValueSource::DefaultValue)
+        };
+        match &mut cli.command {
+            Command::Serve {
+                mode: ServeMode::Echo { server, .. },
+            } => server.port_given = given("port"),
+            Command::Connect(args) => {
+                args.host_given = given("host");
+                args.port_given = given("port");
+            }
+            Command::Completions { .. } => {}
+        }
+        cli
+    }
+}
+
+fn innermost(matches: &ArgMatches) -> &ArgMatches {
+    match matches.subcommand() {
+        Some((_, sub)) => innermost(sub),
+        None => matches,
+    }
+}
+
+/// An IP address, or a host name made of letters, digits, hyphens and dots (RFC 1123).
+/// Whether a name resolves is checked when it is used.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.parse::<IpAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is neither an IP address nor a valid host name"
+        ))
+    }
 }
 
 /// Messages the server itself sends (notices of up to about 150 bytes) must fit, and no
@@ -144,6 +225,30 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hosts_are_addresses_or_well_formed_names() {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "localhost",
+            "lab-3.example.org",
+            "example.org.",
+        ] {
+            assert_eq!(parse_host(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-x.org",
+            "a..b",
+            "host name",
+            "hôte",
+            "1.2.3.4:80",
+            &"a".repeat(64),
+        ] {
+            assert!(parse_host(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
     })?;
     let _ = stream.set_nodelay(true);
     let server = stream.peer_addr()?;
+    log::debug!("connected to {server} from {}", stream.local_addr()?);
     let interactive = io::stdin().is_terminal();
     if interactive {
         eprintln!("connected to {server}; {QUIT} or Ctrl-D to leave");
@@ -59,7 +60,10 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
     for event in inbox {
         match event {
             Event::Message(text) => writeln!(out, "{text}")?,
-            Event::ServerClosed => return Ok(()),
+            Event::ServerClosed => {
+                log::debug!("{server} closed the connection");
+                return Ok(());
+            }
             Event::ServerFailed(e) => {
                 return Err(e).with_context(|| format!("connection to {server} failed"));
             }

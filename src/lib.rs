@@ -9,4 +9,6 @@ pub mod cli;
 pub mod client;
 pub mod connection;
 pub mod frame;
+pub mod logging;
+pub mod prompt;
 pub mod server;

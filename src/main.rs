@@ -2,17 +2,16 @@ use std::io;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use tokio::net::TcpListener;
+use clap::CommandFactory;
 use tokio::signal::unix::{SignalKind, signal};
 
 use netlab::cli::{Cli, Codec, Command, ServeMode, ServerArgs};
+use netlab::client::ClientConfig;
 use netlab::server::{self, Echo, Framed, Protocol, RawEcho};
+use netlab::{logging, prompt};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.command);
-    match run(cli) {
+    match run(Cli::parse_and_mark()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -27,51 +26,60 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             mode: ServeMode::Echo { server, codec },
         } => match codec {
-            Codec::Framed => serve(&server, Framed::new(Echo, server.limits())),
-            Codec::Raw => serve(
-                &server,
-                RawEcho {
-                    idle_timeout: server.idle_timeout,
-                    write_timeout: server.frame_timeout,
-                },
-            ),
+            Codec::Framed => serve(server, |args| Framed::new(Echo, args.limits())),
+            Codec::Raw => serve(server, |args| RawEcho {
+                idle_timeout: args.idle_timeout,
+                write_timeout: args.frame_timeout,
+            }),
         },
-        Command::Connect(args) => netlab::client::run(&args.client_config()),
+        Command::Connect(args) => {
+            logging::init_tool();
+            let config = ClientConfig {
+                host: prompt::host(args.host_given, args.host.clone())?,
+                port: prompt::port(args.port_given, args.port, false)?,
+                ..args.client_config()
+            };
+            netlab::client::run(&config)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "netlab", &mut io::stdout());
+            Ok(())
+        }
     }
 }
 
-/// Binds, announces the address on stdout, and serves until Ctrl-C or SIGTERM.
-fn serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind((args.host.as_str(), args.port))
-            .await
-            .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
-        let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
-        let addr = listener.local_addr()?;
-        println!("listening on {addr}");
-        log::info!("listening on {addr}");
-        server::serve(listener, protocol, args.server_config(), shutdown).await;
-        Ok(())
-    })
+/// Asks for the port if needed, starts the log, binds, announces the address on stdout,
+/// and serves until Ctrl-C or SIGTERM. A fatal error goes to the log as well as stderr.
+fn serve<P: Protocol>(
+    mut args: ServerArgs,
+    protocol: impl FnOnce(&ServerArgs) -> P,
+) -> anyhow::Result<()> {
+    args.port = prompt::port(args.port_given, args.port, true)?;
+    logging::init_server(args.log_config.as_deref())?;
+    let protocol = protocol(&args);
+    let result = tokio::runtime::Runtime::new()
+        .context("could not start the runtime")
+        .and_then(|runtime| runtime.block_on(listen_and_serve(&args, protocol)));
+    if let Err(e) = &result {
+        log::error!("{e:#}");
+    }
+    result
 }
 
-/// Servers report their service messages; the client and admin commands stay quiet
-/// unless RUST_LOG asks for more.
-fn init_logging(command: &Command) {
-    let default = match command {
-        Command::Serve { .. } => "info",
-        Command::Connect(_) => "warn",
+async fn listen_and_serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow::Result<()> {
+    let listener = server::bind(&args.host, args.port, args.port_retries).await?;
+    let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .target(env_logger::Target::Stderr)
-        .init();
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    log::info!("listening on {addr}");
+    server::serve(listener, protocol, args.server_config(), shutdown).await;
+    Ok(())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -11,6 +11,7 @@
 
 mod echo;
 mod handler;
+mod listen;
 mod raw;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 pub use echo::Echo;
 pub use handler::{Framed, Handler, Reply};
+pub use listen::bind;
 pub use raw::RawEcho;
 
 /// Longest pause after failed accepts in a row (out of file descriptors, say).

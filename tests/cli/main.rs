@@ -6,8 +6,11 @@ mod support;
 
 mod client;
 mod echo;
+mod ports;
+mod prompts;
 mod python_example;
 mod raw;
+mod service_log;
 mod shutdown;
 mod usage;
 mod wire;

@@ -36,12 +36,20 @@ pub struct Server {
 impl Server {
     /// Starts `netlab serve <args> --port 0` and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Server {
+        let mut cmd = netlab();
+        cmd.arg("serve").args(args).args(["--port", "0"]);
+        Server::start_command(cmd)
+    }
+
+    /// Starts a prepared `netlab serve` command. Its data directory (so its built-in
+    /// log) is a fresh temporary one, unless the command sets XDG_DATA_HOME itself.
+    pub fn start_command(mut cmd: Command) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
-        let mut child = netlab()
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
+        if !cmd.get_envs().any(|(k, _)| k == "XDG_DATA_HOME") {
+            cmd.env("XDG_DATA_HOME", dir.path().join("data"));
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -87,13 +95,18 @@ impl Server {
         stream
     }
 
-    /// What the server wrote to stderr so far (its log, in this setup).
+    /// The server's built-in log so far (empty before the first line is written).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap()
+        fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("stderr")
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("data/netlab/netlab.log")
+    }
+
+    /// What the server wrote to stderr so far: fatal errors only.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr")).unwrap()
     }
 
     /// Waits until the log contains `needle`, for at most [`PATIENCE`].

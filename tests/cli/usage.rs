@@ -49,3 +49,39 @@ fn help_lists_defaults_and_environment_variables() {
         assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
     }
 }
+
+#[test]
+fn version_and_completions() {
+    let out = netlab().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("netlab {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = netlab().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for word in ["_netlab", "serve", "connect", "--port-retries"] {
+        assert!(script.contains(word), "completion script lacks {word}");
+    }
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let err = usage_error(&["serve", "chat"], &[]);
+    assert!(err.contains("chat"), "{err}");
+}
+
+#[test]
+fn help_names_the_log_and_port_settings() {
+    let out = netlab().args(["serve", "echo", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "[env: NETLAB_LOG_CONFIG=]",
+        "[env: NETLAB_PORT_RETRIES=]",
+        "[default: 50]",
+    ] {
+        assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
+    }
+}

@@ -1,0 +1,163 @@
+//! Where diagnostics go (lab task 5).
+//!
+//! Servers write service messages to a log file through log4rs, configured by a
+//! log4rs.yaml file (`--log-config`) or, without one, by the built-in equivalent: a
+//! rolling file in the user's data directory. Their console shows only the `listening on`
+//! line and fatal errors. The client and the admin commands are not services: they
+//! report to stderr through env_logger, quiet unless RUST_LOG asks.
+//!
+//! Invariant: a server's log is its owner's alone. The server runs with umask 077, so
+//! the log file, its rolled copies and its directory are created 0600 and 0700 whatever
+//! the configuration says; and text a client chose is logged with `{:?}`, which escapes
+//! control characters, so no client can forge a log line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use log::LevelFilter;
+use log4rs::append::rolling_file::RollingFileAppender;
+use log4rs::append::rolling_file::policy::compound::CompoundPolicy;
+use log4rs::append::rolling_file::policy::compound::roll::fixed_window::FixedWindowRoller;
+use log4rs::append::rolling_file::policy::compound::trigger::size::SizeTrigger;
+use log4rs::config::{Appender, Config, Deserializers, RawConfig, Root};
+use log4rs::encode::pattern::PatternEncoder;
+
+/// One line per event: time, level, message.
+pub const PATTERN: &str = "{d(%Y-%m-%dT%H:%M:%S%.3f%:z)} {l:<5} {m}{n}";
+/// The built-in log rolls over at this size and keeps this many old files.
+const ROLL_SIZE: u64 = 10 * 1024 * 1024;
+const ROLL_KEEP: u32 = 5;
+
+/// Sets up a server's log: from `config` if given, else the built-in configuration.
+/// Returns a description of where the log goes.
+pub fn init_server(config: Option<&Path>) -> anyhow::Result<String> {
+    restrict_new_files();
+    let (config, place) = match config {
+        Some(path) => (
+            from_file(path)?,
+            format!("as configured in {}", path.display()),
+        ),
+        None => {
+            let file = default_log_file()?;
+            (built_in(&file)?, file.display().to_string())
+        }
+    };
+    log4rs::init_config(config).context("could not start logging")?;
+    Ok(place)
+}
+
+/// Sets up stderr diagnostics for the client and admin commands.
+pub fn init_tool() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+}
+
+/// `<data dir>/netlab/netlab.log`, e.g. ~/.local/share/netlab/netlab.log on Linux.
+pub fn default_log_file() -> anyhow::Result<PathBuf> {
+    let Some(data) = dirs::data_dir() else {
+        bail!(
+            "no data directory for this user (is HOME set?); name a log4rs.yaml with --log-config"
+        );
+    };
+    Ok(data.join("netlab").join("netlab.log"))
+}
+
+/// The built-in configuration: what log4rs.yaml says, with the file in `file`.
+pub fn built_in(file: &Path) -> anyhow::Result<Config> {
+    let rolled = file.with_extension("{}.log");
+    let roller = FixedWindowRoller::builder()
+        .build(&rolled.to_string_lossy(), ROLL_KEEP)
+        .context("bad pattern for rolled log files")?;
+    let policy = CompoundPolicy::new(Box::new(SizeTrigger::new(ROLL_SIZE)), Box::new(roller));
+    let appender = RollingFileAppender::builder()
+        .encoder(Box::new(PatternEncoder::new(PATTERN)))
+        .build(file, Box::new(policy))
+        .with_context(|| format!("could not open the log file {}", file.display()))?;
+    Ok(Config::builder()
+        .appender(Appender::builder().build("file", Box::new(appender)))
+        .build(Root::builder().appender("file").build(LevelFilter::Info))?)
+}
+
+/// Reads a log4rs YAML configuration strictly: log4rs's own loader drops an appender it
+/// cannot build (an unwritable path, say) with a note on stderr and carries on, which
+/// would leave a server running with no log at all.
+pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("could not read the log configuration {}", path.display()))?;
+    let raw: RawConfig = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not a valid log4rs configuration", path.display()))?;
+    let (appenders, mut errors) = raw.appenders_lossy(&Deserializers::default());
+    if !errors.is_empty() {
+        errors.handle();
+        bail!(
+            "the log configuration {} has errors (shown above)",
+            path.display()
+        );
+    }
+    Config::builder()
+        .appenders(appenders)
+        .loggers(raw.loggers())
+        .build(raw.root())
+        .with_context(|| format!("the log configuration {} is inconsistent", path.display()))
+}
+
+/// Files and directories the server creates are readable by their owner only.
+fn restrict_new_files() {
+    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
+    // file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_log4rs_yaml_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("log4rs.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        // Its paths are relative to the working directory: check it from a scratch one.
+        let text = fs::read_to_string(&path).unwrap();
+        let local = dir.path().join("log4rs.yaml");
+        fs::write(
+            &local,
+            text.replace("logs/", &format!("{}/logs/", dir.path().display())),
+        )
+        .unwrap();
+        from_file(&local).unwrap();
+    }
+
+    #[test]
+    fn a_broken_appender_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("bad.yaml");
+        fs::write(
+            &yaml,
+            "appenders:\n  file:\n    kind: file\n    path: /proc/no/such/dir/x.log\n\
+             root:\n  level: info\n  appenders: [file]\n",
+        )
+        .unwrap();
+        let err = from_file(&yaml).unwrap_err().to_string();
+        assert!(err.contains("has errors"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("typo.yaml");
+        fs::write(&yaml, "apenders: {}\nroot:\n  level: info\n").unwrap();
+        assert!(from_file(&yaml).is_err());
+    }
+
+    #[test]
+    fn built_in_config_builds_in_a_fresh_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nested").join("netlab.log");
+        built_in(&file).unwrap();
+        assert!(file.exists());
+    }
+}

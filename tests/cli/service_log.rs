@@ -1,0 +1,154 @@
+//! The service log (lab task 5): a private file, connection lines, nothing secret.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{Server, echo, netlab};
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn built_in_log_records_connections_privately_and_console_stays_quiet() {
+    let server = Server::start(&["echo"]);
+    let mut client = server.client();
+    let client_addr = client.local_addr().unwrap();
+    assert_eq!(echo(&mut client, "a private message"), "a private message");
+    drop(client);
+
+    let log = server.wait_for_log(&format!("{client_addr}: closed after"));
+    assert!(
+        log.contains(&format!("INFO  listening on {}", server.addr)),
+        "{log}"
+    );
+    assert!(log.contains(&format!("{client_addr}: connected")), "{log}");
+    assert!(
+        !log.contains("a private message"),
+        "contents at info level:\n{log}"
+    );
+
+    let path = server.log_path();
+    assert_eq!(mode(&path), 0o600, "log file mode");
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "log directory mode");
+    assert_eq!(server.stderr(), "", "the console shows only fatal errors");
+
+    server.terminate();
+    let (status, rest_of_stdout, log) = server.wait();
+    assert!(status.success());
+    assert_eq!(rest_of_stdout, "", "stdout holds only the listening line");
+    assert!(log.contains("INFO  stopped"), "{log}");
+}
+
+#[test]
+fn shipped_log4rs_yaml_writes_relative_to_the_working_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let yaml = concat!(env!("CARGO_MANIFEST_DIR"), "/log4rs.yaml");
+    let mut cmd = netlab();
+    cmd.current_dir(work.path())
+        .args(["serve", "echo", "--port", "0"])
+        .env("NETLAB_LOG_CONFIG", yaml);
+    let server = Server::start_command(cmd);
+    drop(server.client());
+    let file = work.path().join("logs/netlab.log");
+    let start = std::time::Instant::now();
+    while !fs::read_to_string(&file)
+        .unwrap_or_default()
+        .contains("closed after")
+    {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "no log in {file:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(server.log(), "", "the built-in log is not used alongside");
+}
+
+#[test]
+fn client_text_is_escaped_in_the_debug_log() {
+    let work = tempfile::tempdir().unwrap();
+    let log_file = work.path().join("debug.log");
+    let yaml = work.path().join("debug.yaml");
+    fs::write(
+        &yaml,
+        format!(
+            "appenders:\n  f:\n    kind: file\n    path: {}\n    encoder:\n      pattern: \"{{l}} {{m}}{{n}}\"\n\
+             root:\n  level: debug\n  appenders: [f]\n",
+            log_file.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = netlab();
+    cmd.args(["serve", "echo", "--port", "0", "--log-config"])
+        .arg(&yaml);
+    let server = Server::start_command(cmd);
+    let mut client = server.client();
+    let forged = "hi\nINFO  127.0.0.9:1: connected\u{1b}[2J";
+    assert_eq!(echo(&mut client, forged), forged);
+    drop(client);
+    server.terminate();
+    let (status, _, _) = server.wait();
+    assert!(status.success());
+
+    let log = fs::read_to_string(&log_file).unwrap();
+    assert!(
+        log.contains(r#"received "hi\nINFO  127.0.0.9:1: connected\u{1b}[2J""#),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("INFO  127.0.0.9")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "raw escape character in the log");
+}
+
+#[test]
+fn a_missing_log_config_is_a_clear_error() {
+    let out = netlab()
+        .args([
+            "serve",
+            "echo",
+            "--port",
+            "0",
+            "--log-config",
+            "/no/such/log4rs.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("netlab: could not read the log configuration /no/such/log4rs.yaml"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn client_is_quiet_unless_rust_log_asks() {
+    let server = Server::start(&["echo"]);
+    let run = |rust_log: Option<&str>| {
+        let mut cmd: Command = netlab();
+        cmd.args(["connect", "--port", &server.port()]);
+        if let Some(level) = rust_log {
+            cmd.env("RUST_LOG", level);
+        }
+        crate::support::run_with_input(cmd, "x\n")
+    };
+    let quiet = run(None);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8(quiet.stderr).unwrap(), "");
+
+    let chatty = run(Some("debug"));
+    assert!(chatty.status.success());
+    let stderr = String::from_utf8(chatty.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("connected to {}", server.addr)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("closed the connection"), "{stderr}");
+}

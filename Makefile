@@ -5,7 +5,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test tasks task3 task4 task5 task6 task9 task10
+.PHONY: build test tasks task3 task4 task5 task6 task7 task9 task10
 
 build:
 	cargo build --quiet
@@ -13,7 +13,7 @@ build:
 test:
 	cargo test
 
-tasks: task3 task4 task5 task6 task9 task10
+tasks: task3 task4 task5 task6 task7 task9 task10
 
 ## Task 3: the server keeps listening after a client leaves, and serves several at once.
 task3: build
@@ -30,6 +30,10 @@ task5: build
 ## Task 6: a busy port makes the server move on to the next one.
 task6: build
 	@$(WITH_SERVER) echo -- scripts/demo/task6.sh
+
+## Task 7: an identification server: clients known by IP, greeted by name.
+task7: build
+	@$(WITH_SERVER) ident -- scripts/demo/task7.sh
 
 ## Task 9: send/receive helpers with a fixed-length length header.
 task9: build

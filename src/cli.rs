@@ -35,6 +35,11 @@ pub enum Command {
     },
     /// Talk to a server: show each of its messages, send each line typed.
     Connect(ConnectArgs),
+    /// See or forget the clients the identification server knows.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
     /// Print a shell completion script, e.g. `netlab completions bash > /etc/bash_completion.d/netlab`.
     Completions {
         #[arg(value_enum)]
@@ -53,6 +58,56 @@ pub enum ServeMode {
         #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = Codec::Framed)]
         codec: Codec,
     },
+    /// Know clients by IP address and greet them by name (lab task 7).
+    Ident {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+impl ServeMode {
+    pub fn server_args_mut(&mut self) -> &mut ServerArgs {
+        match self {
+            ServeMode::Echo { server, .. } | ServeMode::Ident { server, .. } => server,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsAction {
+    /// List the known clients, most recently seen first.
+    List {
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Forget the client at an IP address: it will be asked its name again.
+    Forget {
+        ip: IpAddr,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// SQLite database shared by the server modes; created on first use. Default: the
+    /// user's data directory (~/.local/share/netlab/netlab.db on Linux).
+    #[arg(long, env = "NETLAB_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+impl DbArgs {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        match &self.db {
+            Some(path) => Ok(path.clone()),
+            None => crate::store::default_path(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,6 +165,10 @@ pub struct ConnectArgs {
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
           value_parser = max_frame_parser())]
     pub max_frame: u64,
+    /// Source address to connect from, so one machine can play several clients over
+    /// loopback (127.0.0.2, 127.0.0.3, ...).
+    #[arg(long, env = "NETLAB_BIND", value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
     #[arg(skip)]
     pub host_given: bool,
     #[arg(skip)]
@@ -128,14 +187,12 @@ impl Cli {
                 .is_some_and(|s| s != ValueSource::DefaultValue)
         };
         match &mut cli.command {
-            Command::Serve {
-                mode: ServeMode::Echo { server, .. },
-            } => server.port_given = given("port"),
+            Command::Serve { mode } => mode.server_args_mut().port_given = given("port"),
             Command::Connect(args) => {
                 args.host_given = given("host");
                 args.port_given = given("port");
             }
-            Command::Completions { .. } => {}
+            Command::Clients { .. } | Command::Completions { .. } => {}
         }
         cli
     }
@@ -208,6 +265,7 @@ impl ConnectArgs {
             host: self.host.clone(),
             port: self.port,
             max_frame: to_usize(self.max_frame),
+            bind: self.bind,
         }
     }
 }

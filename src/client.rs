@@ -9,11 +9,13 @@
 //! say) is shown at once. The main thread owns the socket's writing half.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use anyhow::Context;
+use socket2::{Domain, Socket, Type};
 
 use crate::frame::{FrameError, RecvMsg, SendMsg};
 
@@ -24,7 +26,12 @@ pub struct ClientConfig {
     pub host: String,
     pub port: u16,
     pub max_frame: usize,
+    /// Source address to connect from.
+    pub bind: Option<IpAddr>,
 }
+
+/// How long to wait for a server to answer the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Event {
     Message(String),
@@ -36,7 +43,7 @@ enum Event {
 }
 
 pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
-    let stream = TcpStream::connect((config.host.as_str(), config.port)).with_context(|| {
+    let stream = connect(config).with_context(|| {
         format!(
             "could not connect to {}",
             display_addr(&config.host, config.port)
@@ -83,6 +90,38 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Connects to the first address of the host that answers, from `config.bind` if set
+/// (only addresses of the same family as the bind address are tried).
+fn connect(config: &ClientConfig) -> io::Result<TcpStream> {
+    let mut last_err = None;
+    for addr in (config.host.as_str(), config.port).to_socket_addrs()? {
+        let attempt = match config.bind {
+            None => TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT),
+            Some(local) if local.is_ipv4() != addr.is_ipv4() => continue,
+            Some(local) => connect_from(local, addr),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the host has no address of the --bind address's family",
+        )
+    }))
+}
+
+fn connect_from(local: IpAddr, remote: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(remote), Type::STREAM, None)?;
+    socket
+        .bind(&SocketAddr::new(local, 0).into())
+        .map_err(|e| io::Error::new(e.kind(), format!("could not bind to {local}: {e}")))?;
+    socket.connect_timeout(&remote.into(), CONNECT_TIMEOUT)?;
+    Ok(socket.into())
 }
 
 /// Half-closes the connection: the server sees the end of the conversation after the

@@ -5,6 +5,7 @@
 //! - [`server`]: the accept loop shared by every mode, and the modes (tasks 3, 10).
 //! - [`client`]: the conversation client behind `netlab connect` (task 10).
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod connection;
@@ -12,3 +13,4 @@ pub mod frame;
 pub mod logging;
 pub mod prompt;
 pub mod server;
+pub mod store;

@@ -6,10 +6,11 @@
 //! line and fatal errors. The client and the admin commands are not services: they
 //! report to stderr through env_logger, quiet unless RUST_LOG asks.
 //!
-//! Invariant: a server's log is its owner's alone. The server runs with umask 077, so
-//! the log file, its rolled copies and its directory are created 0600 and 0700 whatever
-//! the configuration says; and text a client chose is logged with `{:?}`, which escapes
-//! control characters, so no client can forge a log line.
+//! Invariant: a server's log is its owner's alone. The server sets umask 077 before
+//! calling [`init_server`], so the log file, its rolled copies and its directory are
+//! created 0600 and 0700 whatever the configuration says; and text a client chose is
+//! logged with `{:?}`, which escapes control characters, so no client can forge a log
+//! line.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,6 @@ const ROLL_KEEP: u32 = 5;
 /// Sets up a server's log: from `config` if given, else the built-in configuration.
 /// Returns a description of where the log goes.
 pub fn init_server(config: Option<&Path>) -> anyhow::Result<String> {
-    restrict_new_files();
     let (config, place) = match config {
         Some(path) => (
             from_file(path)?,
@@ -101,15 +101,6 @@ pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         .loggers(raw.loggers())
         .build(raw.root())
         .with_context(|| format!("the log configuration {} is inconsistent", path.display()))
-}
-
-/// Files and directories the server creates are readable by their owner only.
-fn restrict_new_files() {
-    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
-    // file creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use anyhow::Context;
 use clap::CommandFactory;
 use tokio::signal::unix::{SignalKind, signal};
 
-use netlab::cli::{Cli, Codec, Command, ServeMode, ServerArgs};
+use netlab::cli::{Cli, ClientsAction, Codec, Command, ServeMode, ServerArgs};
 use netlab::client::ClientConfig;
-use netlab::server::{self, Echo, Framed, Protocol, RawEcho};
-use netlab::{logging, prompt};
+use netlab::server::{self, Echo, Framed, Ident, Protocol, RawEcho};
+use netlab::store::{SharedStore, Store};
+use netlab::{admin, logging, prompt};
 
 fn main() -> ExitCode {
     match run(Cli::parse_and_mark()) {
@@ -26,12 +27,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             mode: ServeMode::Echo { server, codec },
         } => match codec {
-            Codec::Framed => serve(server, |args| Framed::new(Echo, args.limits())),
-            Codec::Raw => serve(server, |args| RawEcho {
-                idle_timeout: args.idle_timeout,
-                write_timeout: args.frame_timeout,
+            Codec::Framed => serve(server, |args| Ok(Framed::new(Echo, args.limits()))),
+            Codec::Raw => serve(server, |args| {
+                Ok(RawEcho {
+                    idle_timeout: args.idle_timeout,
+                    write_timeout: args.frame_timeout,
+                })
             }),
         },
+        Command::Serve {
+            mode: ServeMode::Ident { server, db },
+        } => serve(server, |args| {
+            let store = SharedStore::new(Store::open(&db.path()?)?);
+            Ok(Framed::new(Ident::new(store), args.limits()))
+        }),
+        Command::Clients { action } => {
+            logging::init_tool();
+            let mut out = io::stdout().lock();
+            match action {
+                ClientsAction::List { json, db } => {
+                    admin::list_clients(&Store::open_existing(&db.path()?)?, json, &mut out)
+                }
+                ClientsAction::Forget { ip, db } => {
+                    admin::forget_client(&mut Store::open_existing(&db.path()?)?, ip, &mut out)
+                }
+            }
+        }
         Command::Connect(args) => {
             logging::init_tool();
             let config = ClientConfig {
@@ -48,18 +69,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Asks for the port if needed, starts the log, binds, announces the address on stdout,
-/// and serves until Ctrl-C or SIGTERM. A fatal error goes to the log as well as stderr.
+/// Asks for the port if needed, starts the log, sets up the mode, binds, announces the
+/// address on stdout, and serves until Ctrl-C or SIGTERM. A fatal error goes to the log
+/// as well as stderr.
 fn serve<P: Protocol>(
     mut args: ServerArgs,
-    protocol: impl FnOnce(&ServerArgs) -> P,
+    protocol: impl FnOnce(&ServerArgs) -> anyhow::Result<P>,
 ) -> anyhow::Result<()> {
     args.port = prompt::port(args.port_given, args.port, true)?;
+    restrict_new_files();
     logging::init_server(args.log_config.as_deref())?;
-    let protocol = protocol(&args);
-    let result = tokio::runtime::Runtime::new()
-        .context("could not start the runtime")
-        .and_then(|runtime| runtime.block_on(listen_and_serve(&args, protocol)));
+    let result = protocol(&args).and_then(|protocol| {
+        let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
+        runtime.block_on(listen_and_serve(&args, protocol))
+    });
     if let Err(e) = &result {
         log::error!("{e:#}");
     }
@@ -80,6 +103,16 @@ async fn listen_and_serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow:
     log::info!("listening on {addr}");
     server::serve(listener, protocol, args.server_config(), shutdown).await;
     Ok(())
+}
+
+/// What a server creates (its log, its database) is readable by its owner only, whatever
+/// a log configuration or SQLite would choose.
+fn restrict_new_files() {
+    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
+    // file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

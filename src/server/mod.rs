@@ -11,6 +11,7 @@
 
 mod echo;
 mod handler;
+pub mod ident;
 mod listen;
 mod raw;
 
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 pub use echo::Echo;
 pub use handler::{Framed, Handler, Reply};
+pub use ident::Ident;
 pub use listen::bind;
 pub use raw::RawEcho;
 

@@ -6,6 +6,7 @@ mod support;
 
 mod client;
 mod echo;
+mod ident;
 mod ports;
 mod prompts;
 mod python_example;

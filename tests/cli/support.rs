@@ -87,6 +87,18 @@ impl Server {
         stream
     }
 
+    /// Connects from `source`, a loopback address such as 127.0.0.2: to the server, a
+    /// different machine for each address.
+    pub fn connect_from(&self, source: &str) -> TcpStream {
+        connect_from(self.addr, source)
+    }
+
+    /// Kills the server with SIGKILL, as a crash or a power cut would stop it.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Connects and reads the greeting.
     pub fn client(&self) -> TcpStream {
         let mut stream = self.connect();
@@ -148,6 +160,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP connection to `server` from the local address `source`.
+pub fn connect_from(server: SocketAddr, source: &str) -> TcpStream {
+    let source: std::net::IpAddr = source.parse().unwrap();
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream
 }
 
 /// Runs `f` on a thread; `None` if it takes longer than `limit`.

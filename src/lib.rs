@@ -11,6 +11,8 @@ pub mod client;
 pub mod connection;
 pub mod frame;
 pub mod logging;
+pub mod password;
 pub mod prompt;
 pub mod server;
+pub mod session_token;
 pub mod store;

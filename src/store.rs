@@ -25,10 +25,18 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 /// The schema, oldest first. Each file's number is its position in this list.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_clients.sql",
-    include_str!("../migrations/0001_clients.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_clients.sql",
+        include_str!("../migrations/0001_clients.sql"),
+    ),
+    ("0002_auth.sql", include_str!("../migrations/0002_auth.sql")),
+];
+
+/// Failed logins an account may have before each further attempt must wait.
+pub const FREE_FAILURES: i64 = 5;
+/// The longest wait between attempts on one account, in seconds.
+pub const MAX_LOCK_SECS: i64 = 15 * 60;
 
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +50,44 @@ pub struct Client {
     pub first_seen: i64,
     pub last_seen: i64,
     pub visits: i64,
+}
+
+/// A user of the authentication server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
+/// A user as the admin commands show it: no password hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub created_at: i64,
+    pub sessions: i64,
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
+/// An open session as the admin commands show it: never the token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionSummary {
+    pub user: String,
+    pub created_at: i64,
+    pub last_used: i64,
+    /// When it ends if unused: the earlier of the idle and the absolute expiry.
+    pub ends_at: i64,
+}
+
+/// How long sessions last.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    pub idle_secs: i64,
+    pub lifetime_secs: i64,
 }
 
 pub struct Store {
@@ -166,6 +212,218 @@ impl Store {
         Ok(client)
     }
 
+    pub fn find_user(&self, name: &str) -> anyhow::Result<Option<User>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, password_hash, created_at, failures, locked_until
+                 FROM users WHERE name = ?1",
+                [name],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Creates a user; `None` if the name was taken in the meantime.
+    pub fn create_user(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<Option<User>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let user = tx
+            .query_row(
+                "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING
+                 RETURNING id, name, password_hash, created_at, failures, locked_until",
+                params![name, password_hash, now],
+                user_from_row,
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    /// Counts a failed password login. From the [`FREE_FAILURES`]th failure on, no
+    /// password is checked for a while: 1 s, then twice as long after each further
+    /// failure, at most [`MAX_LOCK_SECS`]. Returns the new lock time.
+    pub fn record_failure(&mut self, user_id: i64, now: i64) -> anyhow::Result<i64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let failures: i64 = tx.query_row(
+            "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        let locked_until = match failures - FREE_FAILURES {
+            n if n < 0 => 0,
+            n => {
+                now + 1i64
+                    .checked_shl(n as u32)
+                    .map_or(MAX_LOCK_SECS, |s| s.min(MAX_LOCK_SECS))
+            }
+        };
+        tx.execute(
+            "UPDATE users SET locked_until = ?2 WHERE id = ?1",
+            params![user_id, locked_until],
+        )?;
+        tx.commit()?;
+        Ok(locked_until)
+    }
+
+    /// Clears the failure count after a successful login.
+    pub fn record_success(&mut self, user_id: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE id = ?1",
+            [user_id],
+        )?;
+        Ok(())
+    }
+
+    /// Opens a session for `user_id`, known by the hash of its token.
+    pub fn create_session(
+        &mut self,
+        user_id: i64,
+        token_hash: &[u8],
+        now: i64,
+        limits: SessionLimits,
+    ) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO sessions (user_id, token_hash, created_at, last_used, idle_limit, expires_at)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            params![
+                user_id,
+                token_hash,
+                now,
+                limits.idle_secs,
+                now.saturating_add(limits.lifetime_secs)
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The session with this token hash, if it is still valid at `now`: its id and its
+    /// user's name. Using a session renews its idle expiry; an expired one is deleted.
+    pub fn use_session(
+        &mut self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> anyhow::Result<Option<(i64, String)>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = tx
+            .query_row(
+                "SELECT s.id, u.name, s.last_used + s.idle_limit > ?2 AND s.expires_at > ?2
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                params![token_hash, now],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, bool>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let session = match found {
+            Some((id, name, true)) => {
+                tx.execute(
+                    "UPDATE sessions SET last_used = ?2 WHERE id = ?1",
+                    params![id, now],
+                )?;
+                Some((id, name))
+            }
+            Some((id, _, false)) => {
+                tx.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+                None
+            }
+            None => None,
+        };
+        tx.commit()?;
+        Ok(session)
+    }
+
+    /// Ends one session.
+    pub fn revoke_session(&mut self, session_id: i64) -> anyhow::Result<()> {
+        self.conn
+            .execute("DELETE FROM sessions WHERE id = ?1", [session_id])?;
+        Ok(())
+    }
+
+    /// Ends every session of a user; returns how many there were, or `None` if there is
+    /// no such user.
+    pub fn revoke_sessions_of(&mut self, name: &str) -> anyhow::Result<Option<usize>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(user_id) = tx
+            .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(Some(n))
+    }
+
+    /// Deletes a user and, with it, all of its sessions.
+    pub fn delete_user(&mut self, name: &str) -> anyhow::Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM users WHERE name = ?1", [name])?;
+        Ok(n > 0)
+    }
+
+    pub fn list_users(&self, now: i64) -> anyhow::Result<Vec<UserSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT u.name, u.created_at, u.failures, u.locked_until,
+                    (SELECT count(*) FROM sessions s WHERE s.user_id = u.id
+                       AND s.last_used + s.idle_limit > ?1 AND s.expires_at > ?1)
+             FROM users u ORDER BY u.name",
+        )?;
+        let users = stmt
+            .query_map([now], |row| {
+                Ok(UserSummary {
+                    name: row.get(0)?,
+                    created_at: row.get(1)?,
+                    failures: row.get(2)?,
+                    locked_until: row.get(3)?,
+                    sessions: row.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(users)
+    }
+
+    /// Sessions still valid at `now`, newest first.
+    pub fn list_sessions(&self, now: i64) -> anyhow::Result<Vec<SessionSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT u.name, s.created_at, s.last_used, min(s.last_used + s.idle_limit, s.expires_at)
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.last_used + s.idle_limit > ?1 AND s.expires_at > ?1
+             ORDER BY s.created_at DESC, s.id DESC",
+        )?;
+        let sessions = stmt
+            .query_map([now], |row| {
+                Ok(SessionSummary {
+                    user: row.get(0)?,
+                    created_at: row.get(1)?,
+                    last_used: row.get(2)?,
+                    ends_at: row.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(sessions)
+    }
+
     /// `PRAGMA integrity_check`: "ok", or what is wrong.
     pub fn integrity_check(&self) -> anyhow::Result<String> {
         Ok(self
@@ -226,6 +484,17 @@ pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs().try_into().unwrap_or(i64::MAX))
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        password_hash: row.get(2)?,
+        created_at: row.get(3)?,
+        failures: row.get(4)?,
+        locked_until: row.get(5)?,
+    })
 }
 
 fn client_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
@@ -358,6 +627,73 @@ mod tests {
         );
         assert_eq!(store.forget_client(ip("::1")).unwrap(), None);
         assert!(store.list_clients().unwrap().is_empty());
+    }
+
+    const LIMITS: SessionLimits = SessionLimits {
+        idle_secs: 7 * 86400,
+        lifetime_secs: 30 * 86400,
+    };
+
+    #[test]
+    fn usernames_are_unique_whatever_the_case() {
+        let mut store = Store::open_in_memory().unwrap();
+        assert!(store.create_user("Alice", "$h", 1).unwrap().is_some());
+        assert!(store.create_user("alice", "$h", 1).unwrap().is_none());
+        assert_eq!(store.find_user("ALICE").unwrap().unwrap().name, "Alice");
+    }
+
+    #[test]
+    fn failures_lock_an_account_for_twice_as_long_each_time() {
+        let mut store = Store::open_in_memory().unwrap();
+        let id = store.create_user("bob", "$h", 0).unwrap().unwrap().id;
+        let locks: Vec<i64> = (0..16)
+            .map(|_| store.record_failure(id, 1000).unwrap())
+            .collect();
+        assert_eq!(&locks[..4], &[0, 0, 0, 0], "the first four are free");
+        let waits: Vec<i64> = locks[4..].iter().map(|l| l - 1000).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]);
+        store.record_success(id).unwrap();
+        let bob = store.find_user("bob").unwrap().unwrap();
+        assert_eq!((bob.failures, bob.locked_until), (0, 0));
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_old_and_renew_on_use() {
+        let mut store = Store::open_in_memory().unwrap();
+        let id = store.create_user("carol", "$h", 0).unwrap().unwrap().id;
+        let day = 86400;
+        store.create_session(id, b"idle", 0, LIMITS).unwrap();
+        store.create_session(id, b"used", 0, LIMITS).unwrap();
+        // Six days on, both are valid; "used" is used, which renews its idle expiry.
+        assert!(store.use_session(b"used", 6 * day).unwrap().is_some());
+        // Eight days on, "idle" has expired; "used" was last used two days ago.
+        assert_eq!(store.use_session(b"idle", 8 * day).unwrap(), None);
+        assert_eq!(
+            store.use_session(b"used", 8 * day).unwrap().unwrap().1,
+            "carol"
+        );
+        // Used every few days, it still ends 30 days after it began.
+        for d in [14, 20, 26, 29] {
+            assert!(
+                store.use_session(b"used", d * day).unwrap().is_some(),
+                "day {d}"
+            );
+        }
+        assert_eq!(store.use_session(b"used", 30 * day).unwrap(), None);
+        assert!(store.list_sessions(30 * day).unwrap().is_empty());
+    }
+
+    #[test]
+    fn deleting_a_user_ends_its_sessions() {
+        let mut store = Store::open_in_memory().unwrap();
+        let id = store.create_user("dave", "$h", 0).unwrap().unwrap().id;
+        store.create_session(id, b"t1", 0, LIMITS).unwrap();
+        store.create_session(id, b"t2", 0, LIMITS).unwrap();
+        assert_eq!(store.list_users(0).unwrap()[0].sessions, 2);
+        assert_eq!(store.revoke_sessions_of("nobody").unwrap(), None);
+        assert!(store.delete_user("dave").unwrap());
+        assert_eq!(store.use_session(b"t1", 1).unwrap(), None);
+        assert!(store.list_sessions(1).unwrap().is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use log::debug;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::Protocol;
@@ -40,6 +41,17 @@ pub trait Handler: Send + Sync + 'static {
         state: &mut Self::State,
         message: String,
     ) -> impl Future<Output = anyhow::Result<Reply>> + Send;
+
+    /// A time by which the conversation must have moved on (a login deadline, say), and
+    /// what to tell the client if it has not; the connection is closed then.
+    fn deadline(&self, _state: &Self::State) -> Option<(Instant, &'static str)> {
+        None
+    }
+
+    /// Whether `message` may appear in the debug log. Passwords and tokens must not.
+    fn may_log(&self, _state: &Self::State, _message: &str) -> bool {
+        true
+    }
 }
 
 /// A message for the client, and whether the conversation goes on after it.
@@ -92,11 +104,20 @@ impl<H: Handler> Protocol for Framed<H> {
             return Ok(conn.close().await?);
         }
         loop {
+            let deadline = self.handler.deadline(&state);
             let read = tokio::select! {
                 read = conn.read_message() => read,
                 () = shutdown.cancelled() => {
                     conn.write_message(SHUTDOWN_NOTICE).await?;
                     return Ok(conn.close().await?);
+                }
+                () = sleep_until(deadline.map_or_else(far_future, |(at, _)| at)),
+                    if deadline.is_some() =>
+                {
+                    let notice = deadline.map_or("", |(_, notice)| notice);
+                    conn.write_message(notice).await?;
+                    conn.close().await?;
+                    anyhow::bail!("{notice}");
                 }
             };
             let message = match read {
@@ -104,8 +125,12 @@ impl<H: Handler> Protocol for Framed<H> {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(say_goodbye(conn, e).await.into()),
             };
-            // Debug formatting escapes control characters a client may have sent.
-            debug!("{peer}: received {message:?}");
+            if self.handler.may_log(&state, &message) {
+                // Debug formatting escapes control characters a client may have sent.
+                debug!("{peer}: received {message:?}");
+            } else {
+                debug!("{peer}: received a message that is not logged");
+            }
             let reply = match self.handler.reply(&mut state, message).await {
                 Ok(reply) => reply,
                 Err(e) => {
@@ -120,6 +145,10 @@ impl<H: Handler> Protocol for Framed<H> {
             }
         }
     }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86400 * 365)
 }
 
 /// Queues `reply`; true when the conversation ends with it.

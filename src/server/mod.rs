@@ -9,6 +9,7 @@
 //! by a [`Handler`] ([`Framed`]), or raw bytes ([`RawEcho`]). One connection's error is
 //! logged with its peer address and never reaches the loop.
 
+pub mod auth;
 mod echo;
 mod handler;
 pub mod ident;
@@ -28,6 +29,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use auth::{Auth, AuthConfig};
 pub use echo::Echo;
 pub use handler::{Framed, Handler, Reply};
 pub use ident::Ident;

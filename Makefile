@@ -5,7 +5,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test tasks task3 task4 task5 task6 task7 task9 task10
+.PHONY: build test tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	cargo build --quiet
@@ -13,7 +13,7 @@ build:
 test:
 	cargo test
 
-tasks: task3 task4 task5 task6 task7 task9 task10
+tasks: task3 task4 task5 task6 task7 task8 task9 task10
 
 ## Task 3: the server keeps listening after a client leaves, and serves several at once.
 task3: build
@@ -34,6 +34,11 @@ task6: build
 ## Task 7: an identification server: clients known by IP, greeted by name.
 task7: build
 	@$(WITH_SERVER) ident -- scripts/demo/task7.sh
+
+## Task 8: an authentication server: passwords, secure storage, session tokens.
+## (A lower scrypt cost than the default keeps the demonstration quick.)
+task8: build
+	@$(WITH_SERVER) auth --scrypt-log-n 14 -- scripts/demo/task8.sh
 
 ## Task 9: send/receive helpers with a fixed-length length header.
 task9: build

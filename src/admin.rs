@@ -9,35 +9,110 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::bail;
 
-use crate::store::{Client, Store};
+use crate::store::{self, Store};
 
 /// `netlab clients list`: a table, or JSON for scripts.
 pub fn list_clients(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let clients = store.list_clients()?;
+    let rows = clients.iter().map(|c| {
+        vec![
+            c.ip.to_string(),
+            c.name.clone(),
+            timestamp(c.first_seen),
+            timestamp(c.last_seen),
+            c.visits.to_string(),
+        ]
+    });
+    let header = ["IP", "NAME", "FIRST SEEN", "LAST SEEN", "VISITS"];
+    print_list(&clients, json, "no clients yet", &header, rows, out)
+}
+
+/// `netlab users list`.
+pub fn list_users(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let now = store::now();
+    let users = store.list_users(now)?;
+    let rows = users.iter().map(|u| {
+        let locked = if u.locked_until > now {
+            format!("until {}", timestamp(u.locked_until))
+        } else {
+            "no".to_owned()
+        };
+        vec![
+            u.name.clone(),
+            timestamp(u.created_at),
+            u.sessions.to_string(),
+            u.failures.to_string(),
+            locked,
+        ]
+    });
+    let header = ["USER", "CREATED", "SESSIONS", "FAILED LOGINS", "LOCKED"];
+    print_list(&users, json, "no users yet", &header, rows, out)
+}
+
+/// `netlab sessions list`: who, since when, until when; never a token.
+pub fn list_sessions(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let sessions = store.list_sessions(store::now())?;
+    let rows = sessions.iter().map(|s| {
+        vec![
+            s.user.clone(),
+            timestamp(s.created_at),
+            timestamp(s.last_used),
+            timestamp(s.ends_at),
+        ]
+    });
+    let header = ["USER", "CREATED", "LAST USED", "ENDS (IF UNUSED)"];
+    print_list(&sessions, json, "no open sessions", &header, rows, out)
+}
+
+/// `netlab users delete NAME`.
+pub fn delete_user(store: &mut Store, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    if !store.delete_user(name)? {
+        bail!("no user is called {name:?}");
+    }
+    writeln!(out, "deleted {name} and ended its sessions")?;
+    Ok(())
+}
+
+/// `netlab sessions revoke USER`.
+pub fn revoke_sessions(store: &mut Store, user: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    match store.revoke_sessions_of(user)? {
+        None => bail!("no user is called {user:?}"),
+        Some(n) => writeln!(out, "ended {n} session(s) of {user}")?,
+    }
+    Ok(())
+}
+
+/// A JSON array of `items`, or a table of `rows` under `header`, or `empty`.
+fn print_list<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    empty: &str,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &clients)?;
+        serde_json::to_writer(&mut *out, items)?;
         writeln!(out)?;
         return Ok(());
     }
-    if clients.is_empty() {
-        writeln!(out, "no clients yet")?;
+    if items.is_empty() {
+        writeln!(out, "{empty}")?;
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = clients.iter().map(row).collect();
-    let header = ["IP", "NAME", "FIRST SEEN", "LAST SEEN", "VISITS"].map(String::from);
-    let mut widths = [0; 5];
-    for r in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(r) {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let table: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
+    let mut widths = vec![0; table[0].len()];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for r in std::iter::once(&header).chain(&rows) {
+    for row in &table {
         let mut line = String::new();
-        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
                 line.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
             }
         }
@@ -55,19 +130,19 @@ pub fn forget_client(store: &mut Store, ip: IpAddr, out: &mut impl Write) -> any
     Ok(())
 }
 
-fn row(c: &Client) -> [String; 5] {
-    [
-        c.ip.to_string(),
-        c.name.clone(),
-        timestamp(c.first_seen),
-        timestamp(c.last_seen),
-        c.visits.to_string(),
-    ]
-}
-
+/// A Unix time as RFC 3339. RFC 3339 ends with the year 9999, and humantime's
+/// formatter fails past it, so a value out of range (a hand-edited row, say) is named
+/// rather than formatted.
 fn timestamp(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0).unsigned_abs());
-    humantime::format_rfc3339_seconds(t).to_string()
+    const YEAR_9999_END: i64 = 253_402_300_799;
+    match unix {
+        ..0 => "before 1970".to_owned(),
+        0..=YEAR_9999_END => {
+            let t = UNIX_EPOCH + Duration::from_secs(unix.unsigned_abs());
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => "after 9999".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +181,43 @@ mod tests {
         assert_eq!(v[0]["ip"], "127.0.0.2");
         assert_eq!(v[0]["name"], "Alice");
         assert_eq!(v[0]["visits"], 1);
+    }
+
+    #[test]
+    fn session_list_never_shows_a_token_or_hash() {
+        let mut store = Store::open_in_memory().unwrap();
+        let id = store
+            .create_user("erin", "$scrypt$secret-hash", 0)
+            .unwrap()
+            .unwrap()
+            .id;
+        let limits = store::SessionLimits {
+            idle_secs: i64::MAX / 4,
+            lifetime_secs: i64::MAX / 4,
+        };
+        store
+            .create_session(id, b"hash-of-a-token", 0, limits)
+            .unwrap();
+        for json in [false, true] {
+            let mut out = Vec::new();
+            list_sessions(&store, json, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("erin"), "{text}");
+            assert!(
+                !text.contains("hash-of-a-token") && !text.contains("secret-hash"),
+                "{text}"
+            );
+            let mut out = Vec::new();
+            list_users(&store, json, &mut out).unwrap();
+            assert!(!String::from_utf8(out).unwrap().contains("secret-hash"));
+        }
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_named_not_formatted() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(-1), "before 1970");
+        assert_eq!(timestamp(i64::MAX), "after 9999");
     }
 
     #[test]

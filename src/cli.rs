@@ -40,6 +40,16 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// See or delete the users of the authentication server.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+    /// See or end the sessions of the authentication server (tokens are never shown).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
     /// Print a shell completion script, e.g. `netlab completions bash > /etc/bash_completion.d/netlab`.
     Completions {
         #[arg(value_enum)]
@@ -65,14 +75,99 @@ pub enum ServeMode {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Sign users in with passwords and session tokens (lab task 8).
+    Auth {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
 }
 
 impl ServeMode {
     pub fn server_args_mut(&mut self) -> &mut ServerArgs {
         match self {
-            ServeMode::Echo { server, .. } | ServeMode::Ident { server, .. } => server,
+            ServeMode::Echo { server, .. }
+            | ServeMode::Ident { server, .. }
+            | ServeMode::Auth { server, .. } => server,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// scrypt cost of new password hashes: N = 2^this, with r = 8, p = 1. 17 needs
+    /// 128 MiB and a fraction of a second per hash; lower it only for tests or slow
+    /// machines.
+    #[arg(long, env = "NETLAB_SCRYPT_LOG_N", default_value_t = 17,
+          value_parser = clap::value_parser!(u8).range(1..=21))]
+    pub scrypt_log_n: u8,
+    /// Password hashes computed at once; further logins wait. Default: one per core.
+    #[arg(long, env = "NETLAB_HASH_SLOTS",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hash_slots: Option<u16>,
+    /// Close a connection that has not signed in within this time.
+    #[arg(long, env = "NETLAB_LOGIN_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub login_timeout: Duration,
+    /// A session ends after this long without use.
+    #[arg(long, env = "NETLAB_SESSION_IDLE", default_value = "7days", value_parser = parse_timeout)]
+    pub session_idle: Duration,
+    /// A session ends this long after its password login, used or not.
+    #[arg(long, env = "NETLAB_SESSION_LIFETIME", default_value = "30days", value_parser = parse_timeout)]
+    pub session_lifetime: Duration,
+}
+
+impl AuthArgs {
+    pub fn config(&self) -> crate::server::AuthConfig {
+        // Ten years is far beyond any sensible session, and keeps stored times in range.
+        const TEN_YEARS: u64 = 10 * 366 * 86400;
+        let secs = |d: Duration| d.as_secs().clamp(1, TEN_YEARS) as i64;
+        crate::server::AuthConfig {
+            login_timeout: self.login_timeout,
+            sessions: crate::store::SessionLimits {
+                idle_secs: secs(self.session_idle),
+                lifetime_secs: secs(self.session_lifetime),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersAction {
+    /// List the users, with their open sessions and failed logins.
+    List {
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Delete a user and end all of its sessions.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// List the open sessions (never their tokens).
+    List {
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// End every session of a user: its tokens stop working at once.
+    Revoke {
+        user: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +264,10 @@ pub struct ConnectArgs {
     /// loopback (127.0.0.2, 127.0.0.3, ...).
     #[arg(long, env = "NETLAB_BIND", value_name = "ADDR")]
     pub bind: Option<IpAddr>,
+    /// Where session tokens are kept, one per server, readable by you only. Default:
+    /// the user's state directory (~/.local/state/netlab/tokens on Linux).
+    #[arg(long, env = "NETLAB_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     #[arg(skip)]
     pub host_given: bool,
     #[arg(skip)]
@@ -192,7 +291,10 @@ impl Cli {
                 args.host_given = given("host");
                 args.port_given = given("port");
             }
-            Command::Clients { .. } | Command::Completions { .. } => {}
+            Command::Clients { .. }
+            | Command::Users { .. }
+            | Command::Sessions { .. }
+            | Command::Completions { .. } => {}
         }
         cli
     }
@@ -266,6 +368,7 @@ impl ConnectArgs {
             port: self.port,
             max_frame: to_usize(self.max_frame),
             bind: self.bind,
+            token_file: self.token_file.clone(),
         }
     }
 }

@@ -16,3 +16,4 @@ pub mod prompt;
 pub mod server;
 pub mod session_token;
 pub mod store;
+pub mod tokens;

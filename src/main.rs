@@ -5,9 +5,12 @@ use anyhow::Context;
 use clap::CommandFactory;
 use tokio::signal::unix::{SignalKind, signal};
 
-use netlab::cli::{Cli, ClientsAction, Codec, Command, ServeMode, ServerArgs};
+use netlab::cli::{
+    Cli, ClientsAction, Codec, Command, ServeMode, ServerArgs, SessionsAction, UsersAction,
+};
 use netlab::client::ClientConfig;
-use netlab::server::{self, Echo, Framed, Ident, Protocol, RawEcho};
+use netlab::password::Hasher;
+use netlab::server::{self, Auth, Echo, Framed, Ident, Protocol, RawEcho};
 use netlab::store::{SharedStore, Store};
 use netlab::{admin, logging, prompt};
 
@@ -41,6 +44,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = SharedStore::new(Store::open(&db.path()?)?);
             Ok(Framed::new(Ident::new(store), args.limits()))
         }),
+        Command::Serve {
+            mode: ServeMode::Auth { server, db, auth },
+        } => serve(server, |args| {
+            let slots = auth
+                .hash_slots
+                .map_or_else(Hasher::default_slots, usize::from);
+            let hasher = Hasher::new(auth.scrypt_log_n, slots)?;
+            let store = SharedStore::new(Store::open(&db.path()?)?);
+            let handler = Auth::new(store, hasher, auth.config());
+            Ok(Framed::new(handler, args.limits()))
+        }),
+        Command::Users { action } => {
+            logging::init_tool();
+            let mut out = io::stdout().lock();
+            match action {
+                UsersAction::List { json, db } => {
+                    admin::list_users(&Store::open_existing(&db.path()?)?, json, &mut out)
+                }
+                UsersAction::Delete { name, db } => {
+                    admin::delete_user(&mut Store::open_existing(&db.path()?)?, &name, &mut out)
+                }
+            }
+        }
+        Command::Sessions { action } => {
+            logging::init_tool();
+            let mut out = io::stdout().lock();
+            match action {
+                SessionsAction::List { json, db } => {
+                    admin::list_sessions(&Store::open_existing(&db.path()?)?, json, &mut out)
+                }
+                SessionsAction::Revoke { user, db } => {
+                    admin::revoke_sessions(&mut Store::open_existing(&db.path()?)?, &user, &mut out)
+                }
+            }
+        }
         Command::Clients { action } => {
             logging::init_tool();
             let mut out = io::stdout().lock();

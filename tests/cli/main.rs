@@ -4,6 +4,7 @@
 
 mod support;
 
+mod auth;
 mod client;
 mod echo;
 mod ident;

@@ -61,6 +61,7 @@ pub struct Hasher {
     /// job never waits inside the queue.
     permits: Arc<Semaphore>,
     jobs: mpsc::Sender<Job>,
+    queue_wait: Duration,
     /// A hash of a password nobody knows, with the current cost, for equal timing.
     dummy: Arc<String>,
 }
@@ -103,8 +104,14 @@ impl Hasher {
             scrypt,
             permits: Arc::new(Semaphore::new(slots)),
             jobs,
+            queue_wait: QUEUE_WAIT,
             dummy: Arc::new(dummy),
         })
+    }
+
+    /// How long a login waits for a free slot; [`QUEUE_WAIT`] unless changed.
+    pub fn with_queue_wait(self, queue_wait: Duration) -> Hasher {
+        Hasher { queue_wait, ..self }
     }
 
     /// One hashing slot per core: more would only queue on the CPU and add memory.
@@ -146,10 +153,11 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| HashError::Busy)?
-            .expect("the semaphore is never closed");
+        let permit =
+            tokio::time::timeout(self.queue_wait, Arc::clone(&self.permits).acquire_owned())
+                .await
+                .map_err(|_| HashError::Busy)?
+                .expect("the semaphore is never closed");
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _permit = permit;
@@ -252,6 +260,23 @@ mod tests {
             assert!(matches!(err, HashError::OverCeiling(_)), "{err:?}");
             assert!(started.elapsed() < Duration::from_secs(1));
         }
+    }
+
+    #[tokio::test]
+    async fn a_login_that_finds_every_slot_busy_is_told_so() {
+        // One slot, busy with a costly hash; the next login may wait only 10 ms.
+        let slow = Hasher::new(16, 1).unwrap();
+        let impatient = slow.clone().with_queue_wait(Duration::from_millis(10));
+        let first = tokio::spawn({
+            let slow = slow.clone();
+            async move { slow.hash(secret("first-password")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = impatient.hash(secret("second-password")).await;
+        assert!(matches!(second, Err(HashError::Busy)), "{second:?}");
+        assert!(first.await.unwrap().is_ok());
+        // With the slot free again, hashing works.
+        assert!(impatient.hash(secret("third-password")).await.is_ok());
     }
 
     #[tokio::test]

@@ -5,13 +5,18 @@
 BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test tasks task3 task4 task5 task6 task7 task8 task9 task10
+.PHONY: build test bench tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	cargo build --quiet
 
 test:
 	cargo test
+
+## netlab's echo server against a bare tokio + LengthDelimitedCodec baseline (~5 min).
+bench:
+	cargo build --release --quiet --bin netlab --example baseline_echo
+	python3 scripts/bench.py
 
 tasks: task3 task4 task5 task6 task7 task8 task9 task10
 

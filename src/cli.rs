@@ -50,6 +50,8 @@ pub enum Command {
         #[command(subcommand)]
         action: SessionsAction,
     },
+    /// Load an echo server and measure it: messages/s, latency percentiles, errors.
+    Bench(BenchArgs),
     /// Print a shell completion script, e.g. `netlab completions bash > /etc/bash_completion.d/netlab`.
     Completions {
         #[arg(value_enum)]
@@ -189,6 +191,48 @@ pub enum ClientsAction {
 }
 
 #[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server address.
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
+    pub host: String,
+    /// Server port.
+    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub conns: u32,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    pub size: u32,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub pipeline: u32,
+    /// How long to measure, after the warm-up.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub duration: Duration,
+    /// How long to run before measuring.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// `framed`: 4-byte length headers; `raw`: bytes only (for `serve echo --codec raw`).
+    #[arg(long, value_enum, default_value_t = Codec::Framed)]
+    pub codec: Codec,
+    /// The server does not send a greeting (a bare codec server, such as the baseline).
+    #[arg(long)]
+    pub no_greeting: bool,
+    /// Instead of load: open this many idle connections, hold them for the duration,
+    /// then check that each still echoes.
+    #[arg(long, default_value_t = 0)]
+    pub hold: u32,
+    /// Report the CPU time this server process spends per message (it must run here).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// One JSON line instead of the table, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DbArgs {
     /// SQLite database shared by the server modes; created on first use. Default: the
     /// user's data directory (~/.local/share/netlab/netlab.db on Linux).
@@ -292,6 +336,7 @@ impl Cli {
                 args.port_given = given("port");
             }
             Command::Clients { .. }
+            | Command::Bench(_)
             | Command::Users { .. }
             | Command::Sessions { .. }
             | Command::Completions { .. } => {}

@@ -2,29 +2,48 @@
 //!
 //! Invariant: memory per connection is bounded whatever the peer sends. The read buffer
 //! holds at most one unfinished frame (checked against the maximum as soon as its header
-//! is in) plus one read chunk; the write buffer is flushed once it passes
-//! [`FLUSH_AT`] and before every wait for the peer.
+//! is in) plus one read chunk; pending output is flushed once it passes [`FLUSH_AT`] and
+//! before every wait for the peer.
 //!
 //! Replies to frames that arrived together are written together: `read_message` only
 //! flushes when no whole frame is left in the read buffer, so a pipelining client gets one
-//! write for a batch instead of one per message.
+//! write for a batch instead of one per message. Small replies are gathered into one
+//! buffer; a large one is queued as it is, moved rather than copied, and the lot leaves
+//! in one vectored write.
 //!
-//! `read_message` is cancel safe: reads go straight into the buffer and writes advance it,
-//! so after a `select!` drops it nothing is lost or sent twice, and a final notice can
-//! still be written after it.
+//! Deadlines cost no timer operation per message: one timer per connection stays armed,
+//! moved earlier when a frame has begun, and when it fires early (the connection was
+//! active since) it is simply re-armed.
+//!
+//! `read_message` is cancel safe: reads go straight into the buffer, and output is
+//! advanced only by what a completed write took, so after a `select!` drops it nothing
+//! is lost or sent twice, and a final notice can still be written after it.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until, timeout, timeout_at};
 
 use crate::frame::{self, FrameError, HEADER_LEN};
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 8 * 1024;
+/// Bytes asked of the socket per read: from 8 KiB, doubled while reads fill what was
+/// offered (a pipelining peer), halved while they come in small, at most 64 KiB. Quiet
+/// connections stay small; busy ones get whole batches per read, and so per write.
+const MIN_READ: usize = 8 * 1024;
+const MAX_READ: usize = 64 * 1024;
 /// Pending replies are written out once they reach this size, even mid-batch.
 pub const FLUSH_AT: usize = 64 * 1024;
+/// Replies shorter than this are copied into the gathering buffer; longer ones are
+/// queued as they are, since copying them would cost more than a separate iovec.
+const COPY_BELOW: usize = 1024;
+/// Most chunks handed to one vectored write.
+const MAX_IOVECS: usize = 32;
 /// How long a closing connection waits for the peer to finish before dropping it.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -72,9 +91,17 @@ pub struct Connection<S> {
     stream: S,
     limits: Limits,
     rbuf: BytesMut,
-    wbuf: BytesMut,
+    /// Output ready to go, in order, then what is still being gathered in `tail`.
+    out: VecDeque<Bytes>,
+    tail: BytesMut,
+    pending: usize,
     /// When the first byte of the unfinished frame in `rbuf` arrived.
     frame_started: Option<Instant>,
+    read_size: usize,
+    /// When the last whole message arrived (or the connection began).
+    last_message: Instant,
+    /// Fires at or before the next deadline; see the module doc.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -83,8 +110,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             limits,
             rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            out: VecDeque::new(),
+            tail: BytesMut::new(),
+            pending: 0,
             frame_started: None,
+            read_size: MIN_READ,
+            last_message: Instant::now(),
+            timer: Box::pin(sleep_until(Instant::now() + limits.idle_timeout)),
         }
     }
 
@@ -92,20 +124,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn read_message(&mut self) -> Result<Option<String>, ConnectionError> {
         loop {
             if let Some(payload) = frame::decode(&mut self.rbuf, self.limits.max_frame)? {
-                self.frame_started = (!self.rbuf.is_empty()).then(Instant::now);
+                let now = Instant::now();
+                self.last_message = now;
+                self.frame_started = (!self.rbuf.is_empty()).then_some(now);
                 return Ok(Some(frame::payload_to_string(payload.into())?));
             }
             self.flush().await?;
 
-            self.rbuf.reserve(READ_CHUNK);
-            let read = self.stream.read_buf(&mut self.rbuf);
-            let n = match self.frame_started {
-                None => timeout(self.limits.idle_timeout, read)
-                    .await
-                    .map_err(|_| ConnectionError::Idle(self.limits.idle_timeout))??,
-                Some(start) => timeout_at(start + self.limits.frame_timeout, read)
-                    .await
-                    .map_err(|_| ConnectionError::FrameTimeout(self.limits.frame_timeout))??,
+            self.rbuf.reserve(self.read_size);
+            let offered = self.rbuf.capacity() - self.rbuf.len();
+            let due = self.due();
+            if due < self.timer.deadline() {
+                self.timer.as_mut().reset(due);
+            }
+            let n = tokio::select! {
+                biased;
+                n = self.stream.read_buf(&mut self.rbuf) => n?,
+                () = self.timer.as_mut() => {
+                    let due = self.due();
+                    if Instant::now() < due {
+                        self.timer.as_mut().reset(due);
+                        continue;
+                    }
+                    return Err(match self.frame_started {
+                        None => ConnectionError::Idle(self.limits.idle_timeout),
+                        Some(_) => ConnectionError::FrameTimeout(self.limits.frame_timeout),
+                    });
+                }
             };
             if n == 0 {
                 return match self.unfinished_frame_len() {
@@ -117,14 +162,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     .into()),
                 };
             }
+            self.read_size = if n == offered {
+                (self.read_size * 2).min(MAX_READ)
+            } else if n < self.read_size / 4 {
+                (self.read_size / 2).max(MIN_READ)
+            } else {
+                self.read_size
+            };
             self.frame_started.get_or_insert_with(Instant::now);
         }
     }
 
+    /// The deadline in force: the frame's, once one has begun, else the idle one.
+    fn due(&self) -> Instant {
+        match self.frame_started {
+            Some(start) => start + self.limits.frame_timeout,
+            None => self.last_message + self.limits.idle_timeout,
+        }
+    }
+
     /// Queues one message; it is sent at the next flush or read.
-    pub async fn write_message(&mut self, msg: &str) -> Result<(), ConnectionError> {
-        frame::encode(msg, self.limits.max_frame, &mut self.wbuf)?;
-        if self.wbuf.len() >= FLUSH_AT {
+    pub async fn write_message(&mut self, msg: impl Into<Bytes>) -> Result<(), ConnectionError> {
+        let msg: Bytes = msg.into();
+        let header = frame::encode_header(msg.len(), self.limits.max_frame)?;
+        self.pending += HEADER_LEN + msg.len();
+        self.tail.extend_from_slice(&header);
+        if msg.len() < COPY_BELOW {
+            self.tail.extend_from_slice(&msg);
+        } else {
+            self.out.push_back(self.tail.split().freeze());
+            self.out.push_back(msg);
+        }
+        if self.pending >= FLUSH_AT {
             self.flush().await?;
         }
         Ok(())
@@ -132,14 +201,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Sends everything queued, within the write deadline.
     pub async fn flush(&mut self) -> Result<(), ConnectionError> {
-        if self.wbuf.is_empty() {
-            return Ok(());
+        let limit = self.limits.frame_timeout;
+        let mut deadline = None;
+        while self.pending > 0 {
+            let write = std::future::poll_fn(|cx| self.poll_write_out(cx));
+            tokio::pin!(write);
+            // Nearly every write completes at once. The deadline needs a timer, and a
+            // timer costs shared state, so it is armed only for a write that has to wait.
+            let at_once = match deadline {
+                None => write.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+                Some(_) => Poll::Pending,
+            };
+            let written = match at_once {
+                Poll::Ready(written) => written?,
+                Poll::Pending => {
+                    let due = *deadline.get_or_insert_with(|| Instant::now() + limit);
+                    timeout_at(due, write)
+                        .await
+                        .map_err(|_| ConnectionError::WriteTimeout(limit))??
+                }
+            };
+            if written == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            self.consume(written);
         }
-        let deadline = self.limits.frame_timeout;
-        timeout(deadline, self.stream.write_all_buf(&mut self.wbuf))
-            .await
-            .map_err(|_| ConnectionError::WriteTimeout(deadline))??;
         Ok(())
+    }
+
+    /// One vectored write of the queued chunks, then the gathering buffer, which comes
+    /// after them. The slices live on the stack for this call only.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let chunks = self
+            .out
+            .iter()
+            .map(|chunk| &chunk[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|chunk| !chunk.is_empty());
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count])
+    }
+
+    /// Drops `n` written bytes from the front of the output.
+    fn consume(&mut self, mut n: usize) {
+        self.pending -= n;
+        while let Some(front) = self.out.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.out.pop_front();
+        }
+        self.tail.advance(n);
     }
 
     /// Sends what is queued, then closes politely: half-close, and wait briefly for the
@@ -247,6 +366,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn activity_keeps_a_connection_open_past_the_idle_limit() {
+        let (mut peer, ours) = duplex(64);
+        let mut conn = Connection::new(ours, limits()); // idle limit 60 s
+        let started = Instant::now();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                peer.write_all(&[0, 0, 0, 1, b'x']).await.unwrap();
+            }
+            // Then silence, with the connection still open.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(peer);
+        });
+        for _ in 0..3 {
+            assert_eq!(conn.read_message().await.unwrap().as_deref(), Some("x"));
+        }
+        // 120 s in: the timer first armed for 60 s has fired and been re-armed.
+        let err = conn.read_message().await.unwrap_err();
+        assert!(matches!(err, ConnectionError::Idle(_)), "{err:?}");
+        assert_eq!(
+            started.elapsed().as_secs(),
+            180,
+            "closed 60 s after the last message"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn frame_deadline_is_not_reset_by_trickling() {
         let (mut peer, ours) = duplex(64);
         let mut conn = Connection::new(ours, limits());
@@ -275,10 +421,10 @@ mod tests {
         for expected in ["a", "b"] {
             let msg = conn.read_message().await.unwrap().unwrap();
             assert_eq!(msg, expected);
-            conn.write_message(&msg).await.unwrap();
+            conn.write_message(msg).await.unwrap();
         }
         // Nothing was sent yet: both replies wait for the flush.
-        assert_eq!(conn.wbuf.len(), 10);
+        assert_eq!(conn.pending, 10);
         conn.flush().await.unwrap();
         let mut got = [0u8; 10];
         peer.read_exact(&mut got).await.unwrap();
@@ -286,10 +432,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn large_and_small_replies_leave_in_order_even_in_pieces() {
+        // A peer that reads 7 bytes at a time forces partial vectored writes.
+        let (mut peer, ours) = duplex(7);
+        let mut conn = Connection::new(ours, limits());
+        let big = "б".repeat(50); // 100 bytes: queued as its own chunk
+        let limits = Limits {
+            max_frame: 100,
+            ..limits()
+        };
+        conn.limits = limits;
+        conn.write_message("hi").await.unwrap();
+        conn.write_message(big.clone()).await.unwrap();
+        conn.write_message("yo").await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        conn.flush().await.unwrap();
+        drop(conn);
+        let mut expected = vec![0, 0, 0, 2, b'h', b'i', 0, 0, 0, 100];
+        expected.extend_from_slice(big.as_bytes());
+        expected.extend_from_slice(&[0, 0, 0, 2, b'y', b'o']);
+        assert_eq!(reader.await.unwrap(), expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_does_not_read_hits_the_write_deadline() {
+        let (_peer, ours) = duplex(16); // never read
+        let mut conn = Connection::new(ours, limits()); // frame timeout 5 s
+        let started = Instant::now();
+        conn.write_message("x".repeat(100)).await.unwrap();
+        let err = conn.flush().await.unwrap_err();
+        assert!(matches!(err, ConnectionError::WriteTimeout(_)), "{err:?}");
+        assert_eq!(started.elapsed().as_secs(), 5);
+    }
+
+    #[tokio::test]
     async fn write_refuses_oversized_message() {
         let (_peer, ours) = duplex(64);
         let mut conn = Connection::new(ours, limits());
-        assert!(conn.write_message(&"x".repeat(101)).await.is_err());
-        assert!(conn.wbuf.is_empty());
+        assert!(conn.write_message("x".repeat(101)).await.is_err());
+        assert_eq!(conn.pending, 0);
+        assert!(conn.tail.is_empty());
     }
 }

@@ -6,10 +6,12 @@
 //! - [`client`]: the conversation client behind `netlab connect` (task 10).
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod connection;
 pub mod frame;
+pub mod limits;
 pub mod logging;
 pub mod password;
 pub mod prompt;

@@ -1,4 +1,4 @@
-use std::io;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,7 +12,7 @@ use netlab::client::ClientConfig;
 use netlab::password::Hasher;
 use netlab::server::{self, Auth, Echo, Framed, Ident, Protocol, RawEcho};
 use netlab::store::{SharedStore, Store};
-use netlab::{admin, logging, prompt};
+use netlab::{admin, bench, logging, prompt};
 
 fn main() -> ExitCode {
     match run(Cli::parse_and_mark()) {
@@ -100,6 +100,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             netlab::client::run(&config)
         }
+        Command::Bench(args) => {
+            logging::init_tool();
+            let server = tokio::net::lookup_host((args.host.as_str(), args.port));
+            let server = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()?
+                .block_on(server)
+                .with_context(|| format!("could not resolve {}", args.host))?
+                .next()
+                .with_context(|| format!("{} has no address", args.host))?;
+            let config = bench::BenchConfig {
+                server,
+                conns: args.conns as usize,
+                size: args.size as usize,
+                pipeline: args.pipeline as usize,
+                duration: args.duration,
+                warmup: args.warmup,
+                codec: match args.codec {
+                    Codec::Framed => bench::Codec::Framed,
+                    Codec::Raw => bench::Codec::Raw,
+                },
+                greeting: !args.no_greeting,
+                hold: args.hold as usize,
+                server_pid: args.server_pid,
+                max_frame: netlab::frame::DEFAULT_MAX_FRAME,
+                progress: !args.json && io::stderr().is_terminal(),
+            };
+            let report = bench::run(config.clone())?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bench::render(&report, &config));
+            }
+            match bench::failed(&report) {
+                Some(problem) => anyhow::bail!("{problem}"),
+                None => Ok(()),
+            }
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netlab", &mut io::stdout());
             Ok(())
@@ -116,6 +154,7 @@ fn serve<P: Protocol>(
 ) -> anyhow::Result<()> {
     args.port = prompt::port(args.port_given, args.port, true)?;
     restrict_new_files();
+    netlab::limits::raise_fd_limit();
     logging::init_server(args.log_config.as_deref())?;
     let result = protocol(&args).and_then(|protocol| {
         let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;

@@ -103,17 +103,24 @@ impl<H: Handler> Protocol for Framed<H> {
         if send(&mut conn, greeting).await? {
             return Ok(conn.close().await?);
         }
+        // Registered once for the whole connection rather than for each message.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         loop {
             let deadline = self.handler.deadline(&state);
+            let expired = async {
+                match deadline {
+                    Some((at, _)) => sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 read = conn.read_message() => read,
-                () = shutdown.cancelled() => {
+                () = &mut stopping => {
                     conn.write_message(SHUTDOWN_NOTICE).await?;
                     return Ok(conn.close().await?);
                 }
-                () = sleep_until(deadline.map_or_else(far_future, |(at, _)| at)),
-                    if deadline.is_some() =>
-                {
+                () = expired => {
                     let notice = deadline.map_or("", |(_, notice)| notice);
                     conn.write_message(notice).await?;
                     conn.close().await?;
@@ -147,13 +154,9 @@ impl<H: Handler> Protocol for Framed<H> {
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(86400 * 365)
-}
-
 /// Queues `reply`; true when the conversation ends with it.
 async fn send(conn: &mut Connection<TcpStream>, reply: Reply) -> Result<bool, ConnectionError> {
-    conn.write_message(&reply.text).await?;
+    conn.write_message(reply.text).await?;
     Ok(reply.close)
 }
 
@@ -169,7 +172,7 @@ async fn say_goodbye(mut conn: Connection<TcpStream>, e: ConnectionError) -> Con
     };
     if can_tell {
         let notice = format!("error: {e}; closing the connection");
-        if conn.write_message(&notice).await.is_ok() {
+        if conn.write_message(notice).await.is_ok() {
             let _ = conn.close().await;
         }
     }

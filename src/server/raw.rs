@@ -33,10 +33,13 @@ impl Protocol for RawEcho {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
+        // Registered once: see the framed loop.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         loop {
             let ready = tokio::select! {
                 ready = timeout(self.idle_timeout, stream.readable()) => ready,
-                () = shutdown.cancelled() => return Ok(()),
+                () = &mut stopping => return Ok(()),
             };
             ready
                 .map_err(|_| {

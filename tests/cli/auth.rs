@@ -340,10 +340,24 @@ fn no_password_or_token_in_the_database_the_logs_or_the_output() {
     shown += &stdout(&lab.connect(&format!("olga\nwrong-password\n{password}\n")));
     let token_line = fs::read_to_string(lab.token_file()).unwrap();
     let token = token_line.split_whitespace().nth(1).unwrap().to_owned();
-    lab.server.terminate();
+    // While the server runs (its WAL holds the latest writes), and again after it has
+    // exited and SQLite has checkpointed and removed the WAL.
+    let secrets = [password, "wrong-password", token.as_str()];
+    assert_nothing_secret(lab.dir.path(), &log, &secrets, true);
+    let Lab { dir, server } = lab;
+    server.terminate();
+    assert!(server.wait().0.success());
+    assert_nothing_secret(dir.path(), &log, &secrets, false);
 
-    let mut places = vec![log.clone()];
-    for entry in fs::read_dir(lab.dir.path()).unwrap() {
+    for secret in [password, "wrong-password", token.as_str()] {
+        assert!(!shown.contains(secret), "{secret:?} shown to the user");
+    }
+}
+
+/// Scans the log and every database file for the secrets.
+fn assert_nothing_secret(dir: &Path, log: &Path, secrets: &[&str], expect_wal: bool) {
+    let mut places = vec![log.to_path_buf()];
+    for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path
             .file_name()
@@ -355,23 +369,25 @@ fn no_password_or_token_in_the_database_the_logs_or_the_output() {
             places.push(path);
         }
     }
-    assert!(places.len() >= 2, "{places:?}");
-    let log_text = fs::read_to_string(&log).unwrap();
+    if expect_wal {
+        assert!(
+            places.iter().any(|p| p.to_string_lossy().ends_with("-wal")),
+            "{places:?}"
+        );
+    }
+    let log_text = fs::read_to_string(log).unwrap();
     assert!(
         log_text.contains("received a message that is not logged"),
         "{log_text}"
     );
     for place in &places {
         let bytes = fs::read(place).unwrap();
-        for secret in [password, "wrong-password", token.as_str()] {
+        for secret in secrets {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{secret:?} found in {place:?}"
             );
         }
-    }
-    for secret in [password, "wrong-password", token.as_str()] {
-        assert!(!shown.contains(secret), "{secret:?} shown to the user");
     }
 }
 

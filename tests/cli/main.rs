@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod bench;
 mod client;
 mod echo;
 mod ident;

@@ -1,0 +1,548 @@
+//! `netlab bench`: a load generator for echo servers.
+//!
+//! Invariant: every echo is checked byte for byte against what was sent. A wrong,
+//! missing or late echo is an error, counted and reported, never a measurement; and the
+//! run fails if there was any.
+//!
+//! Each connection keeps `pipeline` messages in flight (a closed loop): a writer sends
+//! whenever the window has room, a reader takes the echoes in order, times each from the
+//! moment it was sent, and reopens the window. Only messages sent after the warm-up and
+//! answered before the end are measured.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::frame::HEADER_LEN;
+
+/// Longest wait for any one echo before it counts as missing.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections opened at once while setting up.
+const CONNECT_CONCURRENCY: usize = 256;
+/// Distinct message contents per connection, so that a stale echo is caught.
+const PATTERNS: usize = 61;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Framed,
+    Raw,
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub server: SocketAddr,
+    pub conns: usize,
+    pub size: usize,
+    pub pipeline: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub codec: Codec,
+    /// Framed servers that speak first (netlab does; a bare codec server does not).
+    pub greeting: bool,
+    /// Instead of load: hold this many idle connections, then check each still echoes.
+    pub hold: usize,
+    /// A server process on this machine whose CPU time to report per message.
+    pub server_pid: Option<u32>,
+    pub max_frame: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    pub conns: usize,
+    pub size: usize,
+    pub pipeline: usize,
+    pub seconds: f64,
+    pub messages: u64,
+    pub messages_per_sec: f64,
+    pub mib_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub errors: u64,
+    pub connect_failures: u64,
+    /// Server CPU time (user + system) per measured message, if a server pid was given.
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// Hold mode: connections held, and how many still echoed at the end.
+    pub held: usize,
+    pub still_echoing: usize,
+}
+
+/// Runs the benchmark on its own runtime and returns the report.
+pub fn run(config: BenchConfig) -> anyhow::Result<Report> {
+    crate::limits::raise_fd_limit();
+    let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
+    runtime.block_on(async {
+        if config.hold > 0 {
+            hold(&config).await
+        } else {
+            load(&config).await
+        }
+    })
+}
+
+/// Whether a report should make the command fail.
+pub fn failed(report: &Report) -> Option<String> {
+    (report.errors > 0 || report.connect_failures > 0).then(|| {
+        format!(
+            "{} wrong or missing echo(es), {} failed connection(s)",
+            report.errors, report.connect_failures
+        )
+    })
+}
+
+async fn load(config: &BenchConfig) -> anyhow::Result<Report> {
+    if config.conns == 0 || config.pipeline == 0 {
+        bail!("--conns and --pipeline must be at least 1");
+    }
+    let (streams, connect_failures) = connect_all(config, config.conns).await;
+    if streams.is_empty() {
+        bail!("no connection to {} succeeded", config.server);
+    }
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = config
+        .progress
+        .then(|| spawn_progress(config.warmup + config.duration, Arc::clone(&done)));
+    let cpu = CpuSampler::new(config.server_pid, window);
+    let cpu_task = tokio::spawn(cpu.run());
+
+    let mut tasks = JoinSet::new();
+    for (id, stream) in streams.into_iter().enumerate() {
+        let config = config.clone();
+        let done = Arc::clone(&done);
+        tasks.spawn(drive(stream, id, config, window, done));
+    }
+    let mut histogram = new_histogram();
+    let (mut messages, mut errors) = (0u64, 0u64);
+    while let Some(result) = tasks.join_next().await {
+        let outcome = result.context("a connection task failed")?;
+        histogram
+            .add(&outcome.histogram)
+            .context("merging latencies")?;
+        messages += outcome.measured;
+        errors += outcome.errors;
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let server_cpu = cpu_task.await.ok().flatten();
+
+    let seconds = config.duration.as_secs_f64();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Ok(Report {
+        mode: "load",
+        conns: config.conns,
+        size: config.size,
+        pipeline: config.pipeline,
+        seconds,
+        messages,
+        messages_per_sec: messages as f64 / seconds,
+        mib_per_sec: (messages as f64 * config.size as f64) / seconds / (1024.0 * 1024.0),
+        p50_us: us(histogram.value_at_quantile(0.5)),
+        p99_us: us(histogram.value_at_quantile(0.99)),
+        p999_us: us(histogram.value_at_quantile(0.999)),
+        max_us: us(histogram.max()),
+        errors,
+        connect_failures,
+        server_cpu_us_per_msg: server_cpu
+            .filter(|_| messages > 0)
+            .map(|cpu_us| cpu_us / messages as f64),
+        ..Report::default()
+    })
+}
+
+/// Opens `count` connections, idle, keeps them for the duration, then checks that each
+/// still answers one message.
+async fn hold(config: &BenchConfig) -> anyhow::Result<Report> {
+    let (streams, connect_failures) = connect_all(config, config.hold).await;
+    let held = streams.len();
+    let progress = config
+        .progress
+        .then(|| spawn_progress(config.duration, Arc::new(AtomicU64::new(0))));
+    tokio::time::sleep(config.duration).await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let mut checks = JoinSet::new();
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    for (id, stream) in streams.into_iter().enumerate() {
+        let config = config.clone();
+        let limit = Arc::clone(&limit);
+        checks.spawn(async move {
+            let _slot = limit.acquire_owned().await;
+            echo_once(stream, id, &config).await.is_ok()
+        });
+    }
+    let mut still_echoing = 0;
+    while let Some(ok) = checks.join_next().await {
+        still_echoing += usize::from(ok.unwrap_or(false));
+    }
+    Ok(Report {
+        mode: "hold",
+        conns: config.hold,
+        size: config.size,
+        seconds: config.duration.as_secs_f64(),
+        errors: (held - still_echoing) as u64,
+        connect_failures,
+        held,
+        still_echoing,
+        ..Report::default()
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    end: Instant,
+}
+
+struct Outcome {
+    histogram: Histogram<u64>,
+    measured: u64,
+    errors: u64,
+}
+
+/// One connection's closed loop: see the module doc.
+async fn drive(
+    stream: TcpStream,
+    id: usize,
+    config: BenchConfig,
+    window: Window,
+    done: Arc<AtomicU64>,
+) -> Outcome {
+    let pattern = Arc::new(Pattern::new(id, config.size));
+    let (reader, writer) = stream.into_split();
+    let room = Arc::new(Semaphore::new(config.pipeline));
+    // Send times, in order; the writer drops its end when it stops sending.
+    let (sent, sent_at) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(
+        writer,
+        config.clone(),
+        Arc::clone(&pattern),
+        Arc::clone(&room),
+        sent,
+        window.end,
+    ));
+    let mut outcome = read_loop(reader, &config, &pattern, &room, sent_at, window, &done).await;
+    // The writer stops at the end of the window; if the reader failed first, the writer
+    // may be waiting for room that will never come.
+    writer.abort();
+    if let Ok(Err(_)) = writer.await
+        && outcome.errors == 0
+    {
+        outcome.errors = 1;
+    }
+    outcome
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    config: BenchConfig,
+    pattern: Arc<Pattern>,
+    room: Arc<Semaphore>,
+    sent: mpsc::UnboundedSender<Instant>,
+    end: Instant,
+) -> std::io::Result<()> {
+    let frame_len = HEADER_LEN + config.size;
+    let mut buf = Vec::with_capacity(frame_len * config.pipeline);
+    let mut seq = 0u64;
+    loop {
+        let permit = tokio::select! {
+            permit = room.acquire() => permit,
+            () = sleep_until(end) => break,
+        };
+        let Ok(permit) = permit else { break };
+        permit.forget();
+        // Everything the window has room for leaves in one write, as a pipelining client
+        // would send it; one write per message would make this side the bottleneck.
+        let mut batch = 1;
+        while let Ok(more) = room.try_acquire() {
+            more.forget();
+            batch += 1;
+        }
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        buf.clear();
+        for _ in 0..batch {
+            if config.codec == Codec::Framed {
+                buf.extend_from_slice(&(config.size as u32).to_be_bytes());
+            }
+            buf.extend_from_slice(pattern.message(seq));
+            seq += 1;
+            if sent.send(now).is_err() {
+                return Ok(()); // the reader has stopped
+            }
+        }
+        writer.write_all(&buf).await?;
+    }
+    Ok(())
+}
+
+async fn read_loop(
+    reader: OwnedReadHalf,
+    config: &BenchConfig,
+    pattern: &Pattern,
+    room: &Semaphore,
+    mut sent_at: mpsc::UnboundedReceiver<Instant>,
+    window: Window,
+    done: &AtomicU64,
+) -> Outcome {
+    let mut outcome = Outcome {
+        histogram: new_histogram(),
+        measured: 0,
+        errors: 0,
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut echo = vec![0u8; config.size];
+    let mut header = [0u8; HEADER_LEN];
+    let mut seq = 0u64;
+    // Until the writer has stopped and every message it sent has come back.
+    while let Some(sent) = sent_at.recv().await {
+        let read = async {
+            if config.codec == Codec::Framed {
+                reader.read_exact(&mut header).await?;
+                if u32::from_be_bytes(header) as usize != config.size {
+                    return Ok(false);
+                }
+            }
+            reader.read_exact(&mut echo).await?;
+            Ok::<_, std::io::Error>(echo == pattern.message(seq))
+        };
+        match timeout(ECHO_TIMEOUT, read).await {
+            Ok(Ok(true)) => {}
+            // Wrong, missing, or too late: the stream can no longer be trusted.
+            _ => {
+                outcome.errors += 1;
+                return outcome;
+            }
+        }
+        let now = Instant::now();
+        if sent >= window.measure_from && now <= window.end {
+            let ns = now
+                .duration_since(sent)
+                .as_nanos()
+                .try_into()
+                .unwrap_or(u64::MAX);
+            outcome.histogram.saturating_record(ns.max(1));
+            outcome.measured += 1;
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+        room.add_permits(1);
+        seq += 1;
+    }
+    outcome
+}
+
+/// Connects `count` times, at most [`CONNECT_CONCURRENCY`] at once, reading each
+/// greeting if the server sends one; returns the connections and the failure count.
+async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, u64) {
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for _ in 0..count {
+        let (limit, config) = (Arc::clone(&limit), config.clone());
+        tasks.spawn(async move {
+            let _slot = limit.acquire_owned().await;
+            open(&config).await
+        });
+    }
+    let mut streams = Vec::with_capacity(count);
+    let mut failures = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(stream)) => streams.push(stream),
+            _ => failures += 1,
+        }
+    }
+    (streams, failures)
+}
+
+async fn open(config: &BenchConfig) -> anyhow::Result<TcpStream> {
+    let mut stream = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await??;
+    stream.set_nodelay(true)?;
+    if config.codec == Codec::Framed && config.greeting {
+        let mut header = [0u8; HEADER_LEN];
+        timeout(ECHO_TIMEOUT, stream.read_exact(&mut header)).await??;
+        let len = u32::from_be_bytes(header) as usize;
+        if len > config.max_frame {
+            bail!("greeting of {len} bytes is over the maximum");
+        }
+        let mut greeting = vec![0u8; len];
+        timeout(ECHO_TIMEOUT, stream.read_exact(&mut greeting)).await??;
+    }
+    Ok(stream)
+}
+
+async fn echo_once(mut stream: TcpStream, id: usize, config: &BenchConfig) -> anyhow::Result<()> {
+    let pattern = Pattern::new(id, config.size);
+    let mut frame = Vec::new();
+    if config.codec == Codec::Framed {
+        frame.extend_from_slice(&(config.size as u32).to_be_bytes());
+    }
+    frame.extend_from_slice(pattern.message(0));
+    stream.write_all(&frame).await?;
+    let mut echo = vec![0u8; frame.len()];
+    timeout(ECHO_TIMEOUT, stream.read_exact(&mut echo)).await??;
+    if echo != frame {
+        bail!("wrong echo");
+    }
+    Ok(())
+}
+
+/// Message contents: ASCII (valid UTF-8 for framed servers), different for each
+/// connection and for consecutive messages, cheap to produce and to check.
+struct Pattern {
+    bytes: Vec<u8>,
+    size: usize,
+}
+
+impl Pattern {
+    fn new(id: usize, size: usize) -> Pattern {
+        let bytes = (0..size + PATTERNS)
+            .map(|i| b'a' + ((i * 7 + id) % 26) as u8)
+            .collect();
+        Pattern { bytes, size }
+    }
+
+    fn message(&self, seq: u64) -> &[u8] {
+        let offset = (seq % PATTERNS as u64) as usize;
+        &self.bytes[offset..offset + self.size]
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns to 100 s, three significant digits.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn spawn_progress(total: Duration, done: Arc<AtomicU64>) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .expect("a valid template"),
+    );
+    let ticker = bar.clone();
+    tokio::spawn(async move {
+        let start = Instant::now();
+        while !ticker.is_finished() {
+            ticker.set_position(start.elapsed().as_millis() as u64);
+            ticker.set_message(format!("{} echoes", done.load(Ordering::Relaxed)));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    bar
+}
+
+/// Reads a process's CPU time at the start and the end of the measured window.
+struct CpuSampler {
+    pid: Option<u32>,
+    window: Window,
+}
+
+impl CpuSampler {
+    fn new(pid: Option<u32>, window: Window) -> Self {
+        CpuSampler { pid, window }
+    }
+
+    /// CPU microseconds the process spent in the window.
+    async fn run(self) -> Option<f64> {
+        let pid = self.pid?;
+        sleep_until(self.window.measure_from).await;
+        let before = cpu_ticks(pid)?;
+        sleep_until(self.window.end).await;
+        let after = cpu_ticks(pid)?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (ticks_per_sec > 0).then(|| (after - before) as f64 * 1e6 / ticks_per_sec as f64)
+    }
+}
+
+/// utime + stime of a process, in clock ticks, from /proc.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The report as people read it.
+pub fn render(report: &Report, config: &BenchConfig) -> String {
+    let codec = match config.codec {
+        Codec::Framed => "framed",
+        Codec::Raw => "raw",
+    };
+    let mut out = String::new();
+    if report.mode == "hold" {
+        out += &format!(
+            "netlab bench: {}, {codec}, held {} of {} idle connections for {:.0}s\n",
+            config.server, report.held, report.conns, report.seconds
+        );
+        out += &format!(
+            "still echoing {}   errors {}   connect failures {}\n",
+            report.still_echoing, report.errors, report.connect_failures
+        );
+        return out;
+    }
+    out += &format!(
+        "netlab bench: {}, {codec}, {} connections, {}-byte messages, pipeline {}, {:.0}s\n",
+        config.server, report.conns, report.size, report.pipeline, report.seconds
+    );
+    out += &format!(
+        "messages/s  {:.0}\nMiB/s       {:.1}\n",
+        report.messages_per_sec, report.mib_per_sec
+    );
+    out += &format!(
+        "latency     p50 {:.0} us   p99 {:.0} us   p99.9 {:.0} us   max {:.0} us\n",
+        report.p50_us, report.p99_us, report.p999_us, report.max_us
+    );
+    out += &format!(
+        "errors      {}   connect failures {}\n",
+        report.errors, report.connect_failures
+    );
+    if let Some(cpu) = report.server_cpu_us_per_msg {
+        out += &format!("server CPU  {cpu:.2} us per message\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_differ_between_messages_and_connections() {
+        let a = Pattern::new(0, 64);
+        let b = Pattern::new(1, 64);
+        assert_ne!(a.message(0), a.message(1));
+        assert_ne!(a.message(0), b.message(0));
+        assert_eq!(a.message(0), a.message(PATTERNS as u64));
+        assert!(std::str::from_utf8(a.message(5)).is_ok());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_is_readable() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+    }
+}

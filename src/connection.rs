@@ -127,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let now = Instant::now();
                 self.last_message = now;
                 self.frame_started = (!self.rbuf.is_empty()).then_some(now);
-                return Ok(Some(frame::payload_to_string(payload.into())?));
+                return Ok(Some(frame::payload_to_string(payload)?));
             }
             self.flush().await?;
 

@@ -106,16 +106,20 @@ pub fn encode(msg: &str, max: usize, buf: &mut BytesMut) -> Result<(), FrameErro
 ///
 /// `Ok(None)` means "need more bytes". A header over the maximum is an error as soon as
 /// its four bytes are in, before the payload arrives.
-pub fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, FrameError> {
+///
+/// The payload is copied out, once, into a vector of its own (the text of a `String`);
+/// `buf` stays a plain buffer that the next read reuses from the start.
+pub fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
     let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
     let len = decode_header(*header, max)?;
-    if buf.len() - HEADER_LEN < len {
+    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return Ok(None);
-    }
-    buf.advance(HEADER_LEN);
-    Ok(Some(buf.split_to(len)))
+    };
+    let payload = payload.to_vec();
+    buf.advance(HEADER_LEN + len);
+    Ok(Some(payload))
 }
 
 /// Sending half of the helpers: `stream.send_msg("text")` writes one whole frame.

@@ -9,7 +9,44 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::bail;
 
+use crate::cli::{ClientsAction, SessionsAction, UsersAction};
 use crate::store::{self, Store};
+
+/// `netlab clients ...`
+pub fn clients(action: ClientsAction, out: &mut impl Write) -> anyhow::Result<()> {
+    match action {
+        ClientsAction::List { json, db } => {
+            list_clients(&Store::open_existing(&db.path()?)?, json, out)
+        }
+        ClientsAction::Forget { ip, db } => {
+            forget_client(&mut Store::open_existing(&db.path()?)?, ip, out)
+        }
+    }
+}
+
+/// `netlab users ...`
+pub fn users(action: UsersAction, out: &mut impl Write) -> anyhow::Result<()> {
+    match action {
+        UsersAction::List { json, db } => {
+            list_users(&Store::open_existing(&db.path()?)?, json, out)
+        }
+        UsersAction::Delete { name, db } => {
+            delete_user(&mut Store::open_existing(&db.path()?)?, &name, out)
+        }
+    }
+}
+
+/// `netlab sessions ...`
+pub fn sessions(action: SessionsAction, out: &mut impl Write) -> anyhow::Result<()> {
+    match action {
+        SessionsAction::List { json, db } => {
+            list_sessions(&Store::open_existing(&db.path()?)?, json, out)
+        }
+        SessionsAction::Revoke { user, db } => {
+            revoke_sessions(&mut Store::open_existing(&db.path()?)?, &user, out)
+        }
+    }
+}
 
 /// `netlab clients list`: a table, or JSON for scripts.
 pub fn list_clients(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<()> {

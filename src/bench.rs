@@ -33,11 +33,7 @@ const CONNECT_CONCURRENCY: usize = 256;
 /// Distinct message contents per connection, so that a stale echo is caught.
 const PATTERNS: usize = 61;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    Framed,
-    Raw,
-}
+pub use crate::cli::Codec;
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {

@@ -232,6 +232,33 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+impl BenchArgs {
+    /// The benchmark's settings, with the host resolved.
+    pub fn config(&self, progress: bool) -> anyhow::Result<crate::bench::BenchConfig> {
+        use anyhow::Context;
+        use std::net::ToSocketAddrs;
+        let server = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .with_context(|| format!("could not resolve {}", self.host))?
+            .next()
+            .with_context(|| format!("{} has no address", self.host))?;
+        Ok(crate::bench::BenchConfig {
+            server,
+            conns: self.conns as usize,
+            size: self.size as usize,
+            pipeline: self.pipeline as usize,
+            duration: self.duration,
+            warmup: self.warmup,
+            codec: self.codec,
+            greeting: !self.no_greeting,
+            hold: self.hold as usize,
+            server_pid: self.server_pid,
+            max_frame: DEFAULT_MAX_FRAME,
+            progress: progress && !self.json,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// SQLite database shared by the server modes; created on first use. Default: the

@@ -5,9 +5,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use tokio::signal::unix::{SignalKind, signal};
 
-use netlab::cli::{
-    Cli, ClientsAction, Codec, Command, ServeMode, ServerArgs, SessionsAction, UsersAction,
-};
+use netlab::cli::{Cli, Codec, Command, ServeMode, ServerArgs};
 use netlab::client::ClientConfig;
 use netlab::password::Hasher;
 use netlab::server::{self, Auth, Echo, Framed, Ident, Protocol, RawEcho};
@@ -55,41 +53,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let handler = Auth::new(store, hasher, auth.config());
             Ok(Framed::new(handler, args.limits()))
         }),
+        Command::Clients { action } => {
+            logging::init_tool();
+            admin::clients(action, &mut io::stdout().lock())
+        }
         Command::Users { action } => {
             logging::init_tool();
-            let mut out = io::stdout().lock();
-            match action {
-                UsersAction::List { json, db } => {
-                    admin::list_users(&Store::open_existing(&db.path()?)?, json, &mut out)
-                }
-                UsersAction::Delete { name, db } => {
-                    admin::delete_user(&mut Store::open_existing(&db.path()?)?, &name, &mut out)
-                }
-            }
+            admin::users(action, &mut io::stdout().lock())
         }
         Command::Sessions { action } => {
             logging::init_tool();
-            let mut out = io::stdout().lock();
-            match action {
-                SessionsAction::List { json, db } => {
-                    admin::list_sessions(&Store::open_existing(&db.path()?)?, json, &mut out)
-                }
-                SessionsAction::Revoke { user, db } => {
-                    admin::revoke_sessions(&mut Store::open_existing(&db.path()?)?, &user, &mut out)
-                }
-            }
-        }
-        Command::Clients { action } => {
-            logging::init_tool();
-            let mut out = io::stdout().lock();
-            match action {
-                ClientsAction::List { json, db } => {
-                    admin::list_clients(&Store::open_existing(&db.path()?)?, json, &mut out)
-                }
-                ClientsAction::Forget { ip, db } => {
-                    admin::forget_client(&mut Store::open_existing(&db.path()?)?, ip, &mut out)
-                }
-            }
+            admin::sessions(action, &mut io::stdout().lock())
         }
         Command::Connect(args) => {
             logging::init_tool();
@@ -102,31 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => {
             logging::init_tool();
-            let server = tokio::net::lookup_host((args.host.as_str(), args.port));
-            let server = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()?
-                .block_on(server)
-                .with_context(|| format!("could not resolve {}", args.host))?
-                .next()
-                .with_context(|| format!("{} has no address", args.host))?;
-            let config = bench::BenchConfig {
-                server,
-                conns: args.conns as usize,
-                size: args.size as usize,
-                pipeline: args.pipeline as usize,
-                duration: args.duration,
-                warmup: args.warmup,
-                codec: match args.codec {
-                    Codec::Framed => bench::Codec::Framed,
-                    Codec::Raw => bench::Codec::Raw,
-                },
-                greeting: !args.no_greeting,
-                hold: args.hold as usize,
-                server_pid: args.server_pid,
-                max_frame: netlab::frame::DEFAULT_MAX_FRAME,
-                progress: !args.json && io::stderr().is_terminal(),
-            };
+            let config = args.config(io::stderr().is_terminal())?;
             let report = bench::run(config.clone())?;
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);

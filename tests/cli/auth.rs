@@ -57,6 +57,13 @@ impl Lab {
         run_with_input(cmd, input)
     }
 
+    /// Registers `name` with the password "password-1" through `netlab connect`, which
+    /// keeps the session token it is given.
+    fn register(&self, name: &str) {
+        let out = stdout(&self.connect(&format!("{name}\npassword-1\npassword-1\n")));
+        assert!(out.contains("thank you for registering"), "{out}");
+    }
+
     fn sql(&self, statement: &str) {
         rusqlite::Connection::open(self.db())
             .unwrap()
@@ -143,7 +150,7 @@ fn mismatched_and_short_passwords_are_asked_again() {
 #[test]
 fn three_wrong_passwords_close_the_connection() {
     let lab = Lab::start(&[]);
-    lab.connect("xena\npassword-1\npassword-1\n");
+    lab.register("xena");
     let mut c = raw_client(&lab.server);
     assert_eq!(echo(&mut c, "xena"), "Password:");
     assert_eq!(echo(&mut c, "nope-nope-1"), "Wrong password. Password:");
@@ -158,7 +165,7 @@ fn three_wrong_passwords_close_the_connection() {
 #[test]
 fn after_five_failures_even_the_right_password_must_wait() {
     let lab = Lab::start(&[]);
-    lab.connect("walt\npassword-1\npassword-1\n");
+    lab.register("walt");
     for attempt in 0..5 {
         let mut c = raw_client(&lab.server);
         echo(&mut c, "walt");
@@ -210,7 +217,7 @@ fn the_netlab_client_keeps_a_token_and_signs_in_with_it() {
 #[test]
 fn an_expired_token_falls_back_to_the_password_quietly() {
     let lab = Lab::start(&[]);
-    stdout(&lab.connect("uma\npassword-1\npassword-1\n"));
+    lab.register("uma");
     // Age the session past its idle limit, as seven idle days would.
     lab.sql("UPDATE sessions SET last_used = last_used - 8 * 86400");
     let out = lab.connect("uma\npassword-1\n/whoami\n");
@@ -232,7 +239,7 @@ fn an_expired_token_falls_back_to_the_password_quietly() {
 #[test]
 fn logout_revokes_the_token_on_both_sides() {
     let lab = Lab::start(&[]);
-    stdout(&lab.connect("tess\npassword-1\npassword-1\n"));
+    lab.register("tess");
     let token_line = fs::read_to_string(lab.token_file()).unwrap();
     let token = token_line.split_whitespace().nth(1).unwrap().to_owned();
 
@@ -257,7 +264,7 @@ fn logout_revokes_the_token_on_both_sides() {
 #[test]
 fn a_token_file_others_can_read_is_refused() {
     let lab = Lab::start(&[]);
-    stdout(&lab.connect("sam\npassword-1\npassword-1\n"));
+    lab.register("sam");
     fs::set_permissions(lab.token_file(), fs::Permissions::from_mode(0o644)).unwrap();
     let out = lab.connect("sam\npassword-1\n/whoami\n");
     let text = stdout(&out);
@@ -269,7 +276,7 @@ fn a_token_file_others_can_read_is_refused() {
 #[test]
 fn admin_revokes_sessions_and_deletes_users() {
     let lab = Lab::start(&[]);
-    stdout(&lab.connect("rita\npassword-1\npassword-1\n"));
+    lab.register("rita");
     assert_eq!(
         lab.admin(&["sessions", "revoke", "rita"]),
         "ended 1 session(s) of rita\n"
@@ -288,7 +295,7 @@ fn admin_revokes_sessions_and_deletes_users() {
 #[test]
 fn a_stored_hash_with_tampered_parameters_is_refused_unchecked() {
     let lab = Lab::start(&[]);
-    stdout(&lab.connect("quinn\npassword-1\npassword-1\n"));
+    lab.register("quinn");
     // N = 2^27 would need 128 GiB.
     lab.sql("UPDATE users SET password_hash = replace(password_hash, 'ln=10', 'ln=27')");
     let mut c = raw_client(&lab.server);

@@ -176,3 +176,66 @@ fn smaller_max_frame_is_enforced_both_ways() {
         "{notice}"
     );
 }
+
+/// Out of file descriptors, accept fails; the server logs it, pauses, and carries on,
+/// neither spinning nor exiting, and serves again once descriptors are free.
+#[test]
+fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = crate::support::netlab();
+    cmd.args(["serve", "echo", "--port", "0"]);
+    // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut server = Server::start_command(cmd);
+    // Far more clients than descriptors: the kernel queues them, accept runs dry.
+    let crowd: Vec<_> = (0..60).map(|_| server.connect()).collect();
+    server.wait_for_log("accept failed");
+
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
+        // Fields after the command name: state is the first, utime the 12th, stime the 13th.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu_ticks();
+    thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks() - before;
+    // A busy loop would spend about 200 ticks (2 s) here; backing off spends almost none.
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in 2 s while out of descriptors"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+
+    drop(crowd);
+    let start = Instant::now();
+    let greeting = loop {
+        let mut stream = server.connect();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        if let Ok(Some(greeting)) = stream.recv_msg() {
+            break greeting;
+        }
+        assert!(start.elapsed() < PATIENCE, "never served again");
+    };
+    assert!(greeting.contains("echo server"), "{greeting}");
+    server.kill_9();
+}

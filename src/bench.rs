@@ -486,7 +486,7 @@ impl CpuSampler {
 }
 
 /// utime + stime of a process, in clock ticks, from /proc.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it are fixed.
     let after_name = &stat[stat.rfind(')')? + 2..];

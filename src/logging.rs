@@ -31,20 +31,13 @@ const ROLL_SIZE: u64 = 10 * 1024 * 1024;
 const ROLL_KEEP: u32 = 5;
 
 /// Sets up a server's log: from `config` if given, else the built-in configuration.
-/// Returns a description of where the log goes.
-pub fn init_server(config: Option<&Path>) -> anyhow::Result<String> {
-    let (config, place) = match config {
-        Some(path) => (
-            from_file(path)?,
-            format!("as configured in {}", path.display()),
-        ),
-        None => {
-            let file = default_log_file()?;
-            (built_in(&file)?, file.display().to_string())
-        }
+pub fn init_server(config: Option<&Path>) -> anyhow::Result<()> {
+    let config = match config {
+        Some(path) => from_file(path)?,
+        None => built_in(&default_log_file()?)?,
     };
     log4rs::init_config(config).context("could not start logging")?;
-    Ok(place)
+    Ok(())
 }
 
 /// Sets up stderr diagnostics for the client and admin commands.

@@ -119,10 +119,6 @@ impl Hasher {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
-    pub fn permits(&self) -> usize {
-        self.permits.available_permits()
-    }
-
     /// A PHC string for `password`, with a fresh random salt.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, HashError> {
         let scrypt = self.scrypt;

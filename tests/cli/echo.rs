@@ -203,14 +203,8 @@ fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server() {
     let crowd: Vec<_> = (0..60).map(|_| server.connect()).collect();
     server.wait_for_log("accept failed");
 
-    let cpu_ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
-        // Fields after the command name: state is the first, utime the 12th, stime the 13th.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-            .split_whitespace()
-            .collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    };
+    let pid = server.child.id();
+    let cpu_ticks = || netlab::bench::cpu_ticks(pid).expect("the server's /proc/PID/stat");
     let before = cpu_ticks();
     thread::sleep(Duration::from_secs(2));
     let spent = cpu_ticks() - before;

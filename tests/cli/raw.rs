@@ -32,3 +32,17 @@ fn raw_mode_returns_a_large_stream_intact() {
     assert_eq!(read_to_close(&mut reader), data);
     sender.join().unwrap();
 }
+
+#[test]
+fn raw_mode_closes_an_idle_connection() {
+    let server = Server::start(&["echo", "--codec", "raw", "--idle-timeout", "300ms"]);
+    let mut stream = server.connect();
+    stream.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    stream.read_exact(&mut got).unwrap();
+    let started = std::time::Instant::now();
+    // Raw mode has no notice to give: the server just closes.
+    assert!(read_to_close(&mut stream).is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    server.wait_for_log("no input for 300ms");
+}

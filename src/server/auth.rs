@@ -537,6 +537,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_login_that_finds_hashing_busy_is_told_to_retry_and_closed() {
+        // One slot, a costly hash, and a queue wait of 10 ms.
+        let hasher = Hasher::new(16, 1)
+            .unwrap()
+            .with_queue_wait(Duration::from_millis(10));
+        let auth = Auth::new(
+            SharedStore::new(Store::open_in_memory().unwrap()),
+            hasher,
+            AuthConfig::default(),
+        );
+        let mut states = Vec::new();
+        for name in ["first", "second"] {
+            let mut state = auth.greet(peer()).await.unwrap().0;
+            for answer in [name, "password1"] {
+                auth.reply(&mut state, answer.to_owned()).await.unwrap();
+            }
+            states.push(state);
+        }
+        let [mut a, mut b] = <[State; 2]>::try_from(states).ok().unwrap();
+        // Both repeat their password at once: one hashes, the other finds no slot.
+        let (first, second) = tokio::join!(
+            auth.reply(&mut a, "password1".to_owned()),
+            auth.reply(&mut b, "password1".to_owned()),
+        );
+        assert!(first.unwrap().text.starts_with("Welcome, and thank you"));
+        assert_eq!(second.unwrap(), Reply::close(BUSY));
+    }
+
     #[test]
     fn usernames_are_plain_ascii() {
         assert_eq!(check_username(" alice.b_c-1 "), Ok("alice.b_c-1"));

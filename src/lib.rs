@@ -1,21 +1,29 @@
 //! netlab: the reference implementation of the "simple TCP client and echo server" lab.
 //!
-//! - [`frame`]: the wire format, and `send_msg`/`recv_msg` for any blocking stream (task 9).
-//! - [`connection`]: the same frames on the async side, with deadlines.
-//! - [`server`]: the accept loop shared by every mode, and the modes (tasks 3, 10).
-//! - [`client`]: the conversation client behind `netlab connect` (task 10).
+//! The source tree is the architecture. A server connection passes through three
+//! layers, each a folder, and the handlers reach the database through a fourth:
+//!
+//! ```text
+//! transport (TCP)  ->  wire (framed, raw)  ->  handler (echo, ident, auth)
+//!                                                   \->  store (SQLite)
+//! ```
+//!
+//! - [`transport`]: listening sockets (task 6).
+//! - [`wire`]: the wire format and the async connection (task 9).
+//! - [`handler`]: the server modes (tasks 3, 7, 8), which see messages only.
+//! - [`server`]: the accept loop and the conversation loop, written once for all modes.
+//! - [`store`]: the SQLite database; [`credentials`]: passwords and session tokens.
+//! - [`client`]: `netlab connect` (task 10); [`cli`]: flags and prompts (task 4);
+//!   [`logging`]: the service log (task 5); [`tools`]: admin commands and the benchmark.
 
-pub mod admin;
-pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod connection;
-pub mod frame;
+pub mod credentials;
+pub mod handler;
 pub mod limits;
 pub mod logging;
-pub mod password;
-pub mod prompt;
 pub mod server;
-pub mod session_token;
 pub mod store;
-pub mod tokens;
+pub mod tools;
+pub mod transport;
+pub mod wire;

@@ -5,12 +5,17 @@ use anyhow::Context;
 use clap::CommandFactory;
 use tokio::signal::unix::{SignalKind, signal};
 
-use netlab::cli::{Cli, Codec, Command, ServeMode, ServerArgs};
+use netlab::cli::prompt;
+use netlab::cli::{Cli, Command, ServeMode, ServerArgs};
 use netlab::client::ClientConfig;
-use netlab::password::Hasher;
-use netlab::server::{self, Auth, Echo, Framed, Ident, Protocol, RawEcho};
+use netlab::credentials::password::Hasher;
+use netlab::handler::{Auth, Echo, Ident};
+use netlab::logging;
+use netlab::server::{self, Framed, Protocol, RawEcho};
 use netlab::store::{SharedStore, Store};
-use netlab::{admin, bench, logging, prompt};
+use netlab::tools::{admin, bench};
+use netlab::transport::listen;
+use netlab::wire::CodecKind as Codec;
 
 fn main() -> ExitCode {
     match run(Cli::parse_and_mark()) {
@@ -117,7 +122,7 @@ fn serve<P: Protocol>(
 }
 
 async fn listen_and_serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow::Result<()> {
-    let listener = server::bind(&args.host, args.port, args.port_retries).await?;
+    let listener = listen::bind(&args.host, args.port, args.port_retries).await?;
     let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let shutdown = async move {
         tokio::select! {

@@ -6,14 +6,10 @@
 //! however it ends.
 //!
 //! What happens on a connection is the [`Protocol`]'s business: framed messages answered
-//! by a [`Handler`] ([`Framed`]), or raw bytes ([`RawEcho`]). One connection's error is
+//! by a [`Handler`](crate::handler::Handler) ([`Framed`]), or raw bytes ([`RawEcho`]). One connection's error is
 //! logged with its peer address and never reaches the loop.
 
-pub mod auth;
-mod echo;
-mod handler;
-pub mod ident;
-mod listen;
+mod conversation;
 mod raw;
 
 use std::future::Future;
@@ -29,11 +25,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use auth::{Auth, AuthConfig};
-pub use echo::Echo;
-pub use handler::{Framed, Handler, Reply};
-pub use ident::Ident;
-pub use listen::bind;
+pub use conversation::{Framed, INTERNAL_ERROR, SHUTDOWN_NOTICE};
 pub use raw::RawEcho;
 
 /// Longest pause after failed accepts in a row (out of file descriptors, say).

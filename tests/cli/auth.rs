@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use netlab::frame::{RecvMsg, SendMsg};
+use netlab::wire::frame::{RecvMsg, SendMsg};
 
 use crate::support::{Server, echo, netlab, run_with_input};
 
@@ -316,7 +316,7 @@ fn a_connection_that_does_not_sign_in_in_time_is_closed() {
         "New user pat. Choose a password (8 to 1024 bytes). Password:"
     );
     let notice = c.recv_msg().unwrap().unwrap();
-    assert_eq!(notice, netlab::server::auth::LOGIN_TIMEOUT);
+    assert_eq!(notice, netlab::handler::auth::LOGIN_TIMEOUT);
     assert_eq!(c.recv_msg().unwrap(), None);
 }
 

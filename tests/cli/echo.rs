@@ -4,7 +4,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netlab::frame::{RecvMsg, SendMsg};
+use netlab::wire::frame::{RecvMsg, SendMsg};
 
 use crate::support::{PATIENCE, Server, echo, read_to_close, reset};
 
@@ -151,7 +151,7 @@ fn full_server_stops_accepting_until_a_client_leaves() {
         .unwrap();
     let err = third.recv_msg().unwrap_err();
     assert!(
-        matches!(&err, netlab::frame::FrameError::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        matches!(&err, netlab::wire::frame::FrameError::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "{err:?}"
     );
     drop(first);
@@ -204,7 +204,7 @@ fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server() {
     server.wait_for_log("accept failed");
 
     let pid = server.child.id();
-    let cpu_ticks = || netlab::bench::cpu_ticks(pid).expect("the server's /proc/PID/stat");
+    let cpu_ticks = || netlab::tools::bench::cpu_ticks(pid).expect("the server's /proc/PID/stat");
     let before = cpu_ticks();
     thread::sleep(Duration::from_secs(2));
     let spent = cpu_ticks() - before;

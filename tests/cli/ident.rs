@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use netlab::frame::{RecvMsg, SendMsg};
 use netlab::store::Store;
+use netlab::wire::frame::{RecvMsg, SendMsg};
 
 use crate::support::{PATIENCE, Server, echo, netlab, run_with_input};
 

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use netlab::frame::RecvMsg;
+use netlab::wire::frame::RecvMsg;
 
 use crate::support::{PATIENCE, Server, netlab, wait_with_deadline, with_deadline};
 

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netlab::frame::{RecvMsg, SendMsg};
+use netlab::wire::frame::{RecvMsg, SendMsg};
 
 /// Upper bound for anything a test waits on; tests normally finish far sooner.
 pub const PATIENCE: Duration = Duration::from_secs(20);

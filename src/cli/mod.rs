@@ -4,20 +4,23 @@
 //! Every value is validated here, so that a bad flag or environment variable ends the
 //! program with a usage error (exit status 2) naming it, before anything starts. A host
 //! or port that was not given at all, by flag or environment, is marked so that it can
-//! be asked for (see [`crate::prompt`]).
+//! be asked for (see [`prompt`]).
+
+pub mod prompt;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::client::ClientConfig;
-use crate::connection::Limits;
-use crate::frame::DEFAULT_MAX_FRAME;
 use crate::server::ServerConfig;
+use crate::wire::CodecKind as Codec;
+use crate::wire::connection::Limits;
+use crate::wire::frame::DEFAULT_MAX_FRAME;
 
 #[derive(Debug, Parser)]
 #[command(name = "netlab", version, about, propagate_version = true)]
@@ -122,11 +125,11 @@ pub struct AuthArgs {
 }
 
 impl AuthArgs {
-    pub fn config(&self) -> crate::server::AuthConfig {
+    pub fn config(&self) -> crate::handler::AuthConfig {
         // Ten years is far beyond any sensible session, and keeps stored times in range.
         const TEN_YEARS: u64 = 10 * 366 * 86400;
         let secs = |d: Duration| d.as_secs().clamp(1, TEN_YEARS) as i64;
-        crate::server::AuthConfig {
+        crate::handler::AuthConfig {
             login_timeout: self.login_timeout,
             sessions: crate::store::SessionLimits {
                 idle_secs: secs(self.session_idle),
@@ -234,7 +237,7 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     /// The benchmark's settings, with the host resolved.
-    pub fn config(&self, progress: bool) -> anyhow::Result<crate::bench::BenchConfig> {
+    pub fn config(&self, progress: bool) -> anyhow::Result<crate::tools::bench::BenchConfig> {
         use anyhow::Context;
         use std::net::ToSocketAddrs;
         let server = (self.host.as_str(), self.port)
@@ -242,7 +245,7 @@ impl BenchArgs {
             .with_context(|| format!("could not resolve {}", self.host))?
             .next()
             .with_context(|| format!("{} has no address", self.host))?;
-        Ok(crate::bench::BenchConfig {
+        Ok(crate::tools::bench::BenchConfig {
             server,
             conns: self.conns as usize,
             size: self.size as usize,
@@ -274,12 +277,6 @@ impl DbArgs {
             None => crate::store::default_path(),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Codec {
-    Framed,
-    Raw,
 }
 
 #[derive(Debug, Args)]

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use super::{Handler, Reply};
-use crate::password::{self, HashError, Hasher, Verdict};
-use crate::session_token;
+use crate::credentials::password::{self, HashError, Hasher, Verdict};
+use crate::credentials::session_token;
 use crate::store::{self, SessionLimits, SharedStore};
 
 pub const GREETING: &str = "netlab auth server: sign in, or choose a username to register.\n\

@@ -30,7 +30,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep, sleep_until, timeout, timeout_at};
 
-use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::wire::frame::{self, FrameError, HEADER_LEN};
 
 /// Bytes asked of the socket per read: from 8 KiB, doubled while reads fill what was
 /// offered (a pipelining peer), halved while they come in small, at most 64 KiB. Quiet

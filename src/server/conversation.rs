@@ -1,82 +1,27 @@
-//! Server modes as message handlers, and the conversation loop that drives them.
+//! The conversation loop: a connection's messages in, a [`Handler`]'s replies out.
 //!
 //! Invariant: the server speaks first, then sends exactly one message for each message it
 //! receives. A client that loops "read a message, show it, send a line" therefore stays in
 //! step in every mode. The only other message is a last one before the server closes
 //! (shutdown, timeout, a broken frame), after which nothing follows.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use log::debug;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use super::Protocol;
-use crate::connection::{Connection, ConnectionError, Limits};
-use crate::frame::FrameError;
+use crate::handler::{Handler, Reply};
+use crate::wire::connection::{Connection, ConnectionError, Limits};
+use crate::wire::frame::FrameError;
 
 /// Sent to every connected client when the server stops.
 pub const SHUTDOWN_NOTICE: &str = "server is shutting down, goodbye";
 /// Sent when a handler fails on a message; the cause is logged, never sent.
 pub const INTERNAL_ERROR: &str =
     "error: the server could not handle this message; closing the connection";
-
-/// One server mode: what it says first and how it answers. Handlers see messages, never
-/// bytes; one value serves every connection, and what a mode must remember about one
-/// connection lives in its `State`.
-pub trait Handler: Send + Sync + 'static {
-    type State: Send;
-
-    /// The greeting for a new client, and the state of its conversation.
-    fn greet(
-        &self,
-        peer: SocketAddr,
-    ) -> impl Future<Output = anyhow::Result<(Self::State, Reply)>> + Send;
-
-    /// The answer to one message.
-    fn reply(
-        &self,
-        state: &mut Self::State,
-        message: String,
-    ) -> impl Future<Output = anyhow::Result<Reply>> + Send;
-
-    /// A time by which the conversation must have moved on (a login deadline, say), and
-    /// what to tell the client if it has not; the connection is closed then.
-    fn deadline(&self, _state: &Self::State) -> Option<(Instant, &'static str)> {
-        None
-    }
-
-    /// Whether `message` may appear in the debug log. Passwords and tokens must not.
-    fn may_log(&self, _state: &Self::State, _message: &str) -> bool {
-        true
-    }
-}
-
-/// A message for the client, and whether the conversation goes on after it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub text: String,
-    pub close: bool,
-}
-
-impl Reply {
-    pub fn say(text: impl Into<String>) -> Self {
-        Reply {
-            text: text.into(),
-            close: false,
-        }
-    }
-
-    /// The last message: the server closes the connection after it.
-    pub fn close(text: impl Into<String>) -> Self {
-        Reply {
-            text: text.into(),
-            close: true,
-        }
-    }
-}
 
 /// The framed protocol: messages in, [`Handler`] replies out.
 pub struct Framed<H> {

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::frame::HEADER_LEN;
+use crate::wire::frame::HEADER_LEN;
 
 /// Longest wait for any one echo before it counts as missing.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +33,7 @@ const CONNECT_CONCURRENCY: usize = 256;
 /// Distinct message contents per connection, so that a stale echo is caught.
 const PATTERNS: usize = 61;
 
-pub use crate::cli::Codec;
+pub use crate::wire::CodecKind as Codec;
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {

@@ -15,6 +15,8 @@
 //! Two plain threads feed one channel: one reads server messages, the other reads
 //! stdin when asked. The main thread owns the socket's writing half.
 
+pub mod token_file;
+
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -26,9 +28,9 @@ use anyhow::Context;
 use socket2::{Domain, Socket, Type};
 use zeroize::Zeroizing;
 
-use crate::frame::{FrameError, RecvMsg, SendMsg};
-use crate::server::auth::{ASK_USERNAME, TOKEN_CAPABILITY, TOKEN_LINE};
-use crate::tokens::TokenFile;
+use crate::handler::auth::{ASK_USERNAME, TOKEN_CAPABILITY, TOKEN_LINE};
+use crate::wire::frame::{FrameError, RecvMsg, SendMsg};
+use token_file::TokenFile;
 
 /// Typed on a line of its own, ends the conversation.
 pub const QUIT: &str = "/quit";

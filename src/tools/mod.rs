@@ -1,0 +1,7 @@
+//! Tools that stand beside the server and reuse its layers.
+//!
+//! - [`admin`]: `netlab clients|users|sessions`, on the database.
+//! - [`bench`]: `netlab bench`, a load generator for echo servers.
+
+pub mod admin;
+pub mod bench;

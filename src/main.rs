@@ -123,10 +123,15 @@ fn serve<P: Protocol>(
 
 async fn listen_and_serve(args: &ServerArgs, protocol: impl Protocol) -> anyhow::Result<()> {
     let listener = listen::bind(&args.host, args.port, args.port_retries).await?;
+    // Both handlers are installed before `listening on` is printed: whoever reads that
+    // line may signal at once, and a signal without a handler would kill the server
+    // with no goodbye to its clients. (`tokio::signal::ctrl_c()` installs its handler
+    // only when first polled, which is too late.)
     let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
     let shutdown = async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
     };

@@ -52,3 +52,29 @@ fn shutdown_with_no_client_is_prompt() {
     assert!(status.success(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// SIGINT sent the moment `listening on` appears still gets a graceful shutdown: the
+/// handler must be in place before the line is printed. The signal goes from the thread
+/// that reads the line, with nothing in between, to hit the gap if there is one.
+#[test]
+fn sigint_right_after_the_listening_line_is_graceful() {
+    use std::io::Read;
+    for round in 0..20 {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = netlab()
+            .args(["serve", "echo", "--port", "0"])
+            .env("XDG_DATA_HOME", data.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {}
+        // SAFETY: kill only sends a signal to the child, which has not been reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let status = wait_with_deadline(&mut child, PATIENCE).expect("server did not exit");
+        assert!(status.success(), "round {round}: {status}");
+    }
+}

@@ -7,18 +7,20 @@
 //! be asked for (see [`prompt`]).
 
 pub mod prompt;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::client::ClientConfig;
 use crate::server::ServerConfig;
-use crate::wire::CodecKind as Codec;
+use crate::wire::CodecKind;
 use crate::wire::connection::Limits;
 use crate::wire::frame::DEFAULT_MAX_FRAME;
 
@@ -68,15 +70,18 @@ pub enum ServeMode {
     Echo {
         #[command(flatten)]
         server: ServerArgs,
-        /// `framed`: length-prefixed messages and a greeting; `raw`: bytes back verbatim,
-        /// for nc, telnet and generic echo load generators.
-        #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = Codec::Framed)]
-        codec: Codec,
+        /// `framed`: length-prefixed messages (netlab connect, the lab's clients);
+        /// `lines`: a line of text per message (nc, telnet); `raw`: bytes back verbatim,
+        /// no greeting (nc, generic echo load generators).
+        #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = CodecKind::Framed)]
+        codec: CodecKind,
     },
     /// Know clients by IP address and greet them by name (lab task 7).
     Ident {
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        codec: MessageCodecArg,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -84,6 +89,8 @@ pub enum ServeMode {
     Auth {
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        codec: MessageCodecArg,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
@@ -99,6 +106,17 @@ impl ServeMode {
             | ServeMode::Auth { server, .. } => server,
         }
     }
+}
+
+/// `--codec` for the modes that need messages: every codec but `raw`.
+#[derive(Debug, Args)]
+pub struct MessageCodecArg {
+    /// `framed`: length-prefixed messages (netlab connect, the lab's clients);
+    /// `lines`: a line of text per message (nc, telnet).
+    #[arg(long = "codec", env = "NETLAB_CODEC", default_value = "framed", value_name = "CODEC",
+          value_parser = clap::builder::PossibleValuesParser::new(["framed", "lines"])
+              .map(|s| <CodecKind as clap::ValueEnum>::from_str(&s, false).expect("listed")))]
+    pub kind: CodecKind,
 }
 
 #[derive(Debug, Args)]
@@ -217,9 +235,10 @@ pub struct BenchArgs {
     /// How long to run before measuring.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
-    /// `framed`: 4-byte length headers; `raw`: bytes only (for `serve echo --codec raw`).
-    #[arg(long, value_enum, default_value_t = Codec::Framed)]
-    pub codec: Codec,
+    /// `framed`: 4-byte length headers; `lines`: a line per message; `raw`: bytes only
+    /// (for `serve echo --codec raw`).
+    #[arg(long, value_enum, default_value_t = CodecKind::Framed)]
+    pub codec: CodecKind,
     /// The server does not send a greeting (a bare codec server, such as the baseline).
     #[arg(long)]
     pub no_greeting: bool,

@@ -20,7 +20,7 @@ use log::{error, info, warn};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::{Handler, Reply};
+use super::{Handler, Peer, Reply};
 use crate::credentials::password::{self, HashError, Hasher, Verdict};
 use crate::credentials::session_token;
 use crate::store::{self, SessionLimits, SharedStore};
@@ -28,6 +28,14 @@ use crate::store::{self, SessionLimits, SharedStore};
 pub const GREETING: &str = "netlab auth server: sign in, or choose a username to register.\n\
                             Session tokens: /token\n\
                             Username:";
+/// The greeting for a client that talks in plain lines (nc, telnet), which shows what is
+/// typed and cannot keep a token.
+pub const PLAIN_TEXT_GREETING: &str = "netlab auth server: sign in, or choose a username to register.\n\
+     Careful: nc and telnet show your password as you type it (netlab connect hides it).\n\
+     Username:";
+/// The answer to `/token` from a client that cannot keep a token.
+pub const NO_TOKENS_IN_PLAIN_TEXT: &str =
+    "Session tokens need a client that keeps them (netlab connect, framed). Username:";
 /// The greeting line that tells a client it may present a session token.
 pub const TOKEN_CAPABILITY: &str = "Session tokens: /token";
 pub const ASK_USERNAME: &str = "Username:";
@@ -89,6 +97,8 @@ impl Auth {
 
 pub struct State {
     peer: SocketAddr,
+    /// A plain-text client: no session tokens.
+    plain_text: bool,
     phase: Phase,
     wrong_passwords: u8,
     /// The client can keep a session token: give it one at a password sign-in.
@@ -118,15 +128,21 @@ enum Phase {
 impl Handler for Auth {
     type State = State;
 
-    async fn greet(&self, peer: SocketAddr) -> anyhow::Result<(State, Reply)> {
+    async fn greet(&self, peer: &Peer) -> anyhow::Result<(State, Reply)> {
         let state = State {
-            peer,
+            peer: peer.addr,
+            plain_text: peer.plain_text,
             phase: Phase::Username,
             wrong_passwords: 0,
             wants_token: false,
             login_by: Instant::now() + self.config.login_timeout,
         };
-        Ok((state, Reply::say(GREETING)))
+        let greeting = if peer.plain_text {
+            PLAIN_TEXT_GREETING
+        } else {
+            GREETING
+        };
+        Ok((state, Reply::say(greeting)))
     }
 
     async fn reply(&self, state: &mut State, message: String) -> anyhow::Result<Reply> {
@@ -166,6 +182,9 @@ impl Handler for Auth {
 
 impl Auth {
     async fn username(&self, state: &mut State, message: &str) -> anyhow::Result<Reply> {
+        if message.starts_with("/token") && state.plain_text {
+            return Ok(Reply::say(NO_TOKENS_IN_PLAIN_TEXT));
+        }
         if let Some(rest) = message.strip_prefix("/token") {
             // Absent, malformed, expired or revoked: the client asked for a token, and
             // it falls back to the password quietly.
@@ -420,13 +439,16 @@ mod tests {
         Fixture { auth, time }
     }
 
-    fn peer() -> SocketAddr {
-        "127.0.0.2:40000".parse().unwrap()
+    fn peer() -> Peer {
+        Peer {
+            addr: "127.0.0.2:40000".parse().unwrap(),
+            plain_text: false,
+        }
     }
 
     impl Fixture {
         async fn connect(&self) -> State {
-            self.auth.greet(peer()).await.unwrap().0
+            self.auth.greet(&peer()).await.unwrap().0
         }
 
         async fn say(&self, state: &mut State, msg: &str) -> Reply {
@@ -550,7 +572,7 @@ mod tests {
         );
         let mut states = Vec::new();
         for name in ["first", "second"] {
-            let mut state = auth.greet(peer()).await.unwrap().0;
+            let mut state = auth.greet(&peer()).await.unwrap().0;
             for answer in [name, "password1"] {
                 auth.reply(&mut state, answer.to_owned()).await.unwrap();
             }

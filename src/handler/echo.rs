@@ -1,8 +1,6 @@
 //! Echo mode (lab task 3): every message comes back unchanged.
 
-use std::net::SocketAddr;
-
-use super::{Handler, Reply};
+use super::{Handler, Peer, Reply};
 
 pub const GREETING: &str =
     "netlab echo server: every message you send comes back unchanged. /quit leaves.";
@@ -13,7 +11,7 @@ pub struct Echo;
 impl Handler for Echo {
     type State = ();
 
-    async fn greet(&self, _peer: SocketAddr) -> anyhow::Result<((), Reply)> {
+    async fn greet(&self, _peer: &Peer) -> anyhow::Result<((), Reply)> {
         Ok(((), Reply::say(GREETING)))
     }
 

@@ -7,11 +7,11 @@
 //! Conversation: a known client is greeted by name; an unknown one is asked for its name,
 //! up to [`MAX_NAME_TRIES`] times, and then greeted. After that, messages are echoed.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use log::info;
 
-use super::{Handler, Reply};
+use super::{Handler, Peer, Reply};
 use crate::store::{self, SharedStore};
 
 /// Longest name, in characters.
@@ -39,8 +39,8 @@ pub enum State {
 impl Handler for Ident {
     type State = State;
 
-    async fn greet(&self, peer: SocketAddr) -> anyhow::Result<(State, Reply)> {
-        let ip = store::canonical(peer.ip());
+    async fn greet(&self, peer: &Peer) -> anyhow::Result<(State, Reply)> {
+        let ip = store::canonical(peer.addr.ip());
         let known = self
             .store
             .run(move |s| s.record_visit(ip, store::now()))

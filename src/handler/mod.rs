@@ -17,6 +17,15 @@ pub use auth::{Auth, AuthConfig};
 pub use echo::Echo;
 pub use ident::Ident;
 
+/// Who is on the other end, as far as a handler needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The client talks in plain lines of text (nc, telnet): it shows whatever is typed,
+    /// passwords too, and has no way to keep a session token.
+    pub plain_text: bool,
+}
+
 /// One server mode. One value serves every connection; what a mode must remember about
 /// one connection lives in its `State`.
 pub trait Handler: Send + Sync + 'static {
@@ -25,7 +34,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The greeting for a new client, and the state of its conversation.
     fn greet(
         &self,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> impl Future<Output = anyhow::Result<(Self::State, Reply)>> + Send;
 
     /// The answer to one message.

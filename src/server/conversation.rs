@@ -2,20 +2,23 @@
 //!
 //! Invariant: the server speaks first, then sends exactly one message for each message it
 //! receives. A client that loops "read a message, show it, send a line" therefore stays in
-//! step in every mode. The only other message is a last one before the server closes
-//! (shutdown, timeout, a broken frame), after which nothing follows.
+//! step in every mode and codec. The only other message is a last one before the server
+//! closes (shutdown, timeout, a broken message), after which nothing follows.
+//!
+//! Written once for every transport, codec and handler: the deadlines, the shutdown
+//! notice and what reaches the log are the same whoever the client is.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use log::debug;
-use tokio::net::TcpStream;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
-use super::Protocol;
-use crate::handler::{Handler, Reply};
+use super::{Service, Stream};
+use crate::handler::{Handler, Peer, Reply};
+use crate::wire::Codec;
 use crate::wire::connection::{Connection, ConnectionError, Limits};
-use crate::wire::frame::FrameError;
 
 /// Sent to every connected client when the server stops.
 pub const SHUTDOWN_NOTICE: &str = "server is shutting down, goodbye";
@@ -23,28 +26,36 @@ pub const SHUTDOWN_NOTICE: &str = "server is shutting down, goodbye";
 pub const INTERNAL_ERROR: &str =
     "error: the server could not handle this message; closing the connection";
 
-/// The framed protocol: messages in, [`Handler`] replies out.
-pub struct Framed<H> {
+/// A [`Handler`] spoken to in messages of codec `C`.
+pub struct Conversation<C, H> {
     handler: H,
     limits: Limits,
+    codec: PhantomData<fn() -> C>,
 }
 
-impl<H: Handler> Framed<H> {
+impl<C: Codec, H: Handler> Conversation<C, H> {
     pub fn new(handler: H, limits: Limits) -> Self {
-        Framed { handler, limits }
+        Conversation {
+            handler,
+            limits,
+            codec: PhantomData,
+        }
     }
 }
 
-impl<H: Handler> Protocol for Framed<H> {
-    async fn serve_connection(
+impl<C: Codec, H: Handler> Service for Conversation<C, H> {
+    async fn serve_connection<S: Stream>(
         &self,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: S,
+        addr: SocketAddr,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let _ = stream.set_nodelay(true);
-        let mut conn = Connection::new(stream, self.limits);
-        let (mut state, greeting) = self.handler.greet(peer).await?;
+        let mut conn = Connection::<S, C>::new(stream, self.limits);
+        let peer = Peer {
+            addr,
+            plain_text: C::PLAIN_TEXT,
+        };
+        let (mut state, greeting) = self.handler.greet(&peer).await?;
         if send(&mut conn, greeting).await? {
             return Ok(conn.close().await?);
         }
@@ -79,9 +90,9 @@ impl<H: Handler> Protocol for Framed<H> {
             };
             if self.handler.may_log(&state, &message) {
                 // Debug formatting escapes control characters a client may have sent.
-                debug!("{peer}: received {message:?}");
+                debug!("{addr}: received {message:?}");
             } else {
-                debug!("{peer}: received a message that is not logged");
+                debug!("{addr}: received a message that is not logged");
             }
             let reply = match self.handler.reply(&mut state, message).await {
                 Ok(reply) => reply,
@@ -100,22 +111,21 @@ impl<H: Handler> Protocol for Framed<H> {
 }
 
 /// Queues `reply`; true when the conversation ends with it.
-async fn send(conn: &mut Connection<TcpStream>, reply: Reply) -> Result<bool, ConnectionError> {
+async fn send<S: Stream, C: Codec>(
+    conn: &mut Connection<S, C>,
+    reply: Reply,
+) -> Result<bool, ConnectionError> {
     conn.write_message(reply.text).await?;
     Ok(reply.close)
 }
 
 /// Tells the client why its connection ends, where the connection can still carry a
 /// message, then closes it. Returns the error for the log.
-async fn say_goodbye(mut conn: Connection<TcpStream>, e: ConnectionError) -> ConnectionError {
-    let can_tell = match &e {
-        ConnectionError::Frame(FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. })
-        | ConnectionError::Idle(_)
-        | ConnectionError::FrameTimeout(_) => true,
-        ConnectionError::Frame(FrameError::Truncated { .. } | FrameError::Io(_))
-        | ConnectionError::WriteTimeout(_) => false,
-    };
-    if can_tell {
+async fn say_goodbye<S: Stream, C: Codec>(
+    mut conn: Connection<S, C>,
+    e: ConnectionError,
+) -> ConnectionError {
+    if e.can_tell_peer() {
         let notice = format!("error: {e}; closing the connection");
         if conn.write_message(notice).await.is_ok() {
             let _ = conn.close().await;
@@ -128,14 +138,15 @@ async fn say_goodbye(mut conn: Connection<TcpStream>, e: ConnectionError) -> Con
 mod tests {
     use super::*;
     use crate::server::{ServerConfig, serve};
-    use tokio::net::TcpListener;
+    use crate::wire::Framed;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// Greets, then fails on every message.
     struct Failing;
 
     impl Handler for Failing {
         type State = ();
-        async fn greet(&self, _: SocketAddr) -> anyhow::Result<((), Reply)> {
+        async fn greet(&self, _: &Peer) -> anyhow::Result<((), Reply)> {
             Ok(((), Reply::say("hi")))
         }
         async fn reply(&self, _: &mut (), _: String) -> anyhow::Result<Reply> {
@@ -150,13 +161,13 @@ mod tests {
         let stop = CancellationToken::new();
         let server = tokio::spawn(serve(
             listener,
-            Framed::new(Failing, Limits::default()),
+            Conversation::<Framed, _>::new(Failing, Limits::default()),
             ServerConfig::default(),
             stop.clone().cancelled_owned(),
         ));
 
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = Connection::new(stream, Limits::default());
+        let mut client = Connection::<_, Framed>::new(stream, Limits::default());
         assert_eq!(client.read_message().await.unwrap().as_deref(), Some("hi"));
         client.write_message("anything").await.unwrap();
         assert_eq!(

@@ -1,24 +1,31 @@
 //! Raw echo (`--codec raw`): bytes back verbatim, no framing, no greeting, so that nc,
 //! telnet, socat and standard echo load generators can talk to the server.
 //!
-//! Invariant: an idle connection owns no buffer. The 8 KiB buffer is taken when bytes
-//! arrive, kept while they keep coming, and released once the socket has nothing more to
-//! read, which keeps thousands of idle connections cheap without an allocation per read.
+//! Invariant: an idle connection owns no read buffer. It waits for its next bytes with a
+//! small one that is part of its task; the 8 KiB buffer is taken when bytes arrive, kept
+//! while they keep coming, and released once the stream has nothing more to give at
+//! once. Thousands of idle connections stay cheap, and a busy one allocates nothing per
+//! read.
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use humantime::format_duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::Protocol;
+use super::{Service, Stream};
 
+/// The buffer of a busy connection.
 const CHUNK: usize = 8 * 1024;
+/// The buffer an idle connection waits with.
+const FIRST: usize = 256;
 
 pub struct RawEcho {
     pub idle_timeout: Duration,
@@ -26,50 +33,72 @@ pub struct RawEcho {
     pub write_timeout: Duration,
 }
 
-impl Protocol for RawEcho {
-    async fn serve_connection(
+impl Service for RawEcho {
+    async fn serve_connection<S: Stream>(
         &self,
-        mut stream: TcpStream,
+        mut stream: S,
         _peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let _ = stream.set_nodelay(true);
-        // Registered once: see the framed loop.
+        // Registered once: see the conversation loop.
         let stopping = shutdown.cancelled();
         tokio::pin!(stopping);
         let mut buf = Vec::new();
         loop {
-            if buf.is_empty() {
-                let ready = tokio::select! {
-                    ready = timeout(self.idle_timeout, stream.readable()) => ready,
+            let n = if buf.is_empty() {
+                let mut first = [0u8; FIRST];
+                let read = tokio::select! {
+                    read = timeout(self.idle_timeout, stream.read(&mut first)) => read,
                     () = &mut stopping => return Ok(()),
                 };
-                ready
+                let n = read
                     .map_err(|_| {
                         anyhow::anyhow!("no input for {}", format_duration(self.idle_timeout))
                     })?
-                    .context("waiting for input")?;
-                buf = vec![0u8; CHUNK];
-            }
-            let n = match stream.try_read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    // Drained: go idle without the buffer.
-                    buf = Vec::new();
-                    continue;
+                    .context("reading")?;
+                if n == 0 {
+                    return Ok(());
                 }
-                Err(e) => return Err(e).context("reading"),
+                self.write(&mut stream, &first[..n]).await?;
+                buf = vec![0u8; CHUNK];
+                continue;
+            } else {
+                match read_now(&mut stream, &mut buf) {
+                    Some(Ok(0)) => return Ok(()),
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => return Err(e).context("reading"),
+                    // Drained: go idle without the buffer.
+                    None => {
+                        buf = Vec::new();
+                        continue;
+                    }
+                }
             };
-            timeout(self.write_timeout, stream.write_all(&buf[..n]))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "peer did not read for {}",
-                        format_duration(self.write_timeout)
-                    )
-                })?
-                .context("writing")?;
+            self.write(&mut stream, &buf[..n]).await?;
         }
+    }
+}
+
+impl RawEcho {
+    async fn write<S: Stream>(&self, stream: &mut S, bytes: &[u8]) -> anyhow::Result<()> {
+        timeout(self.write_timeout, stream.write_all(bytes))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "peer did not read for {}",
+                    format_duration(self.write_timeout)
+                )
+            })?
+            .context("writing")
+    }
+}
+
+/// A read that does not wait: `None` if the stream has nothing to give right now.
+fn read_now<S: Stream>(stream: &mut S, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    let read = pin!(stream.read(buf));
+    match read.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Err(e)) if e.kind() == ErrorKind::WouldBlock => None,
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
     }
 }

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::wire::frame::HEADER_LEN;
+use crate::wire::lines;
 
 /// Longest wait for any one echo before it counts as missing.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -280,10 +281,7 @@ async fn write_loop(
         }
         buf.clear();
         for _ in 0..batch {
-            if config.codec == Codec::Framed {
-                buf.extend_from_slice(&(config.size as u32).to_be_bytes());
-            }
-            buf.extend_from_slice(pattern.message(seq));
+            put_message(config.codec, &mut buf, pattern.message(seq));
             seq += 1;
             if sent.send(now).is_err() {
                 return Ok(()); // the reader has stopped
@@ -309,26 +307,15 @@ async fn read_loop(
         errors: 0,
     };
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut echo = vec![0u8; config.size];
-    let mut header = [0u8; HEADER_LEN];
+    let frame_len = wire_len(config.codec, config.size);
+    let mut echo = vec![0u8; frame_len];
     let mut seq = 0u64;
     let mut released = 0;
-    let frame_len = config.size
-        + match config.codec {
-            Codec::Framed => HEADER_LEN,
-            Codec::Raw => 0,
-        };
     // Until the writer has stopped and every message it sent has come back.
     while let Some(sent) = sent_at.recv().await {
         let read = async {
-            if config.codec == Codec::Framed {
-                reader.read_exact(&mut header).await?;
-                if u32::from_be_bytes(header) as usize != config.size {
-                    return Ok(false);
-                }
-            }
             reader.read_exact(&mut echo).await?;
-            Ok::<_, std::io::Error>(echo == pattern.message(seq))
+            Ok::<_, std::io::Error>(is_echo_of(config.codec, &echo, pattern.message(seq)))
         };
         match timeout(ECHO_TIMEOUT, read).await {
             Ok(Ok(true)) => {}
@@ -388,26 +375,72 @@ async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, u64
 async fn open(config: &BenchConfig) -> anyhow::Result<TcpStream> {
     let mut stream = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await??;
     stream.set_nodelay(true)?;
-    if config.codec == Codec::Framed && config.greeting {
-        let mut header = [0u8; HEADER_LEN];
-        timeout(ECHO_TIMEOUT, stream.read_exact(&mut header)).await??;
-        let len = u32::from_be_bytes(header) as usize;
-        if len > config.max_frame {
-            bail!("greeting of {len} bytes is over the maximum");
+    match config.codec {
+        _ if !config.greeting => {}
+        Codec::Framed => {
+            let mut header = [0u8; HEADER_LEN];
+            timeout(ECHO_TIMEOUT, stream.read_exact(&mut header)).await??;
+            let len = u32::from_be_bytes(header) as usize;
+            if len > config.max_frame {
+                bail!("greeting of {len} bytes is over the maximum");
+            }
+            let mut greeting = vec![0u8; len];
+            timeout(ECHO_TIMEOUT, stream.read_exact(&mut greeting)).await??;
         }
-        let mut greeting = vec![0u8; len];
-        timeout(ECHO_TIMEOUT, stream.read_exact(&mut greeting)).await??;
+        Codec::Lines => {
+            // Nothing follows the greeting until we speak, so it ends where the reads
+            // do.
+            let mut greeting = Vec::new();
+            while !lines::ends_message(&greeting) {
+                if greeting.len() > config.max_frame {
+                    bail!("greeting over the maximum of {} bytes", config.max_frame);
+                }
+                if timeout(ECHO_TIMEOUT, stream.read_buf(&mut greeting)).await?? == 0 {
+                    bail!("the server closed the connection during its greeting");
+                }
+            }
+        }
+        Codec::Raw => {}
     }
     Ok(stream)
+}
+
+/// Appends one message holding `payload` to `buf`, in `codec`'s form.
+fn put_message(codec: Codec, buf: &mut Vec<u8>, payload: &[u8]) {
+    if codec == Codec::Framed {
+        buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    }
+    buf.extend_from_slice(payload);
+    if codec == Codec::Lines {
+        buf.push(b'\n');
+    }
+}
+
+/// Bytes on the wire for a message of `size` bytes.
+fn wire_len(codec: Codec, size: usize) -> usize {
+    match codec {
+        Codec::Framed => HEADER_LEN + size,
+        Codec::Lines => size + 1,
+        Codec::Raw => size,
+    }
+}
+
+/// Whether `echo`, `wire_len` bytes off the wire, is the echo of `payload`.
+fn is_echo_of(codec: Codec, echo: &[u8], payload: &[u8]) -> bool {
+    match codec {
+        Codec::Framed => {
+            echo[..HEADER_LEN] == (payload.len() as u32).to_be_bytes()
+                && &echo[HEADER_LEN..] == payload
+        }
+        Codec::Lines => echo.split_last() == Some((&b'\n', payload)),
+        Codec::Raw => echo == payload,
+    }
 }
 
 async fn echo_once(mut stream: TcpStream, id: usize, config: &BenchConfig) -> anyhow::Result<()> {
     let pattern = Pattern::new(id, config.size);
     let mut frame = Vec::new();
-    if config.codec == Codec::Framed {
-        frame.extend_from_slice(&(config.size as u32).to_be_bytes());
-    }
-    frame.extend_from_slice(pattern.message(0));
+    put_message(config.codec, &mut frame, pattern.message(0));
     stream.write_all(&frame).await?;
     let mut echo = vec![0u8; frame.len()];
     timeout(ECHO_TIMEOUT, stream.read_exact(&mut echo)).await??;
@@ -498,10 +531,7 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The report as people read it.
 pub fn render(report: &Report, config: &BenchConfig) -> String {
-    let codec = match config.codec {
-        Codec::Framed => "framed",
-        Codec::Raw => "raw",
-    };
+    let codec = config.codec.name();
     let mut out = String::new();
     if report.mode == "hold" {
         out += &format!(
@@ -548,6 +578,20 @@ mod tests {
         assert_ne!(a.message(0), b.message(0));
         assert_eq!(a.message(0), a.message(PATTERNS as u64));
         assert!(std::str::from_utf8(a.message(5)).is_ok());
+    }
+
+    #[test]
+    fn each_codec_recognises_its_own_echo_only() {
+        let payload = b"abc";
+        for codec in [Codec::Framed, Codec::Lines, Codec::Raw] {
+            let mut wire = Vec::new();
+            put_message(codec, &mut wire, payload);
+            assert_eq!(wire.len(), wire_len(codec, payload.len()), "{codec:?}");
+            assert!(is_echo_of(codec, &wire, payload), "{codec:?}");
+            let last = wire.len() - 1;
+            wire[last] ^= 1;
+            assert!(!is_echo_of(codec, &wire, payload), "{codec:?}");
+        }
     }
 
     #[test]

@@ -1,18 +1,20 @@
-//! One framed connection on the async side: messages in, messages out.
+//! One message connection on the async side: messages in, messages out, over any byte
+//! stream (TCP, TLS) and in either codec ([`Framed`](super::Framed) or
+//! [`Lines`](super::Lines)).
 //!
 //! Invariant: memory per connection is bounded whatever the peer sends. The read buffer
-//! holds at most one unfinished frame (checked against the maximum as soon as its header
-//! is in) plus one read chunk; pending output is flushed once it passes [`FLUSH_AT`] and
-//! before every wait for the peer.
+//! holds at most one unfinished message (the codec refuses one over the maximum as soon
+//! as it can tell) plus one read chunk; pending output is flushed once it passes
+//! [`FLUSH_AT`] and before every wait for the peer.
 //!
-//! Replies to frames that arrived together are written together: `read_message` only
-//! flushes when no whole frame is left in the read buffer, so a pipelining client gets one
-//! write for a batch instead of one per message. Small replies are gathered into one
-//! buffer; a large one is queued as it is, moved rather than copied, and the lot leaves
-//! in one vectored write.
+//! Replies to messages that arrived together are written together: `read_message` only
+//! flushes when no whole message is left in the read buffer, so a pipelining client gets
+//! one write for a batch instead of one per message. Small pieces of output are gathered
+//! into one buffer; a large one is queued as it is, moved rather than copied, and the lot
+//! leaves in one vectored write (see [`Outbox`]).
 //!
 //! Deadlines cost no timer operation per message: one timer per connection stays armed,
-//! moved earlier when a frame has begun, and when it fires early (the connection was
+//! moved earlier when a message has begun, and when it fires early (the connection was
 //! active since) it is simply re-armed.
 //!
 //! `read_message` is cancel safe: reads go straight into the buffer, and output is
@@ -21,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -30,7 +32,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep, sleep_until, timeout, timeout_at};
 
-use crate::wire::frame::{self, FrameError, HEADER_LEN};
+use super::Codec;
+use super::frame::{self, FrameError, HEADER_LEN};
+use super::lines::LineError;
 
 /// Bytes asked of the socket per read: from 8 KiB, doubled while reads fill what was
 /// offered (a pipelining peer), halved while they come in small, at most 64 KiB. Quiet
@@ -39,7 +43,7 @@ const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// Pending replies are written out once they reach this size, even mid-batch.
 pub const FLUSH_AT: usize = 64 * 1024;
-/// Replies shorter than this are copied into the gathering buffer; longer ones are
+/// Pieces shorter than this are copied into the gathering buffer; longer ones are
 /// queued as they are, since copying them would cost more than a separate iovec.
 const COPY_BELOW: usize = 1024;
 /// Most chunks handed to one vectored write.
@@ -50,7 +54,7 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Limits applied to one connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest payload accepted or sent, in bytes.
+    /// Largest message accepted or sent, in bytes.
     pub max_frame: usize,
     /// Longest wait for the first byte of the next message.
     pub idle_timeout: Duration,
@@ -72,7 +76,11 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error(transparent)]
-    Frame(#[from] FrameError),
+    Frame(FrameError),
+    #[error(transparent)]
+    Line(LineError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
     #[error("no message for {}", humantime::format_duration(*.0))]
     Idle(Duration),
     #[error("message not finished within {}", humantime::format_duration(*.0))]
@@ -81,21 +89,121 @@ pub enum ConnectionError {
     WriteTimeout(Duration),
 }
 
-impl From<std::io::Error> for ConnectionError {
-    fn from(e: std::io::Error) -> Self {
-        ConnectionError::Frame(FrameError::Io(e))
+impl ConnectionError {
+    /// Whether the peer can still be told why its connection ends: it broke a rule of
+    /// the codec, or was too slow to send. Not when it left, or stopped reading.
+    pub fn can_tell_peer(&self) -> bool {
+        match self {
+            ConnectionError::Frame(
+                FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. },
+            )
+            | ConnectionError::Line(
+                LineError::TooLong { .. }
+                | LineError::TooLarge { .. }
+                | LineError::InvalidUtf8 { .. }
+                | LineError::Telnet,
+            )
+            | ConnectionError::Idle(_)
+            | ConnectionError::FrameTimeout(_) => true,
+            ConnectionError::Frame(FrameError::Truncated { .. } | FrameError::Io(_))
+            | ConnectionError::Line(
+                LineError::Unfinished { .. } | LineError::Newline | LineError::Io(_),
+            )
+            | ConnectionError::Io(_)
+            | ConnectionError::WriteTimeout(_) => false,
+        }
     }
 }
 
-pub struct Connection<S> {
-    stream: S,
-    limits: Limits,
-    rbuf: BytesMut,
-    /// Output ready to go, in order, then what is still being gathered in `tail`.
-    out: VecDeque<Bytes>,
+/// Output waiting to be written, in order: pieces ready to go, then the gathering
+/// buffer. A codec's `encode` adds to it; the connection writes it out.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    chunks: VecDeque<Bytes>,
     tail: BytesMut,
     pending: usize,
-    /// When the first byte of the unfinished frame in `rbuf` arrived.
+}
+
+impl Outbox {
+    /// Copies `bytes` to the end of the output.
+    pub fn put_slice(&mut self, bytes: &[u8]) {
+        self.pending += bytes.len();
+        self.tail.extend_from_slice(bytes);
+    }
+
+    /// Adds `bytes` to the end of the output: copied if short, moved if long.
+    pub fn put(&mut self, bytes: Bytes) {
+        if bytes.len() < COPY_BELOW {
+            return self.put_slice(&bytes);
+        }
+        self.pending += bytes.len();
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.chunks.push_back(bytes);
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.pending
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// One vectored write of the queued chunks, then the gathering buffer. The slices
+    /// live on the stack for this call only.
+    fn poll_write_to<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|chunk| &chunk[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|chunk| !chunk.is_empty());
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        Pin::new(stream).poll_write_vectored(cx, &slices[..count])
+    }
+
+    /// Drops `n` written bytes from the front.
+    fn consume(&mut self, mut n: usize) {
+        self.pending -= n;
+        while let Some(front) = self.chunks.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.chunks.pop_front();
+        }
+        self.tail.advance(n);
+    }
+
+    /// Everything waiting, as one vector: for tests.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut all: Vec<u8> = self.chunks.iter().flat_map(|c| c.to_vec()).collect();
+        all.extend_from_slice(&self.tail);
+        all
+    }
+}
+
+pub struct Connection<S, C> {
+    stream: S,
+    codec: C,
+    limits: Limits,
+    rbuf: BytesMut,
+    out: Outbox,
+    /// When the first byte of the unfinished message in `rbuf` arrived.
     frame_started: Option<Instant>,
     read_size: usize,
     /// When the last whole message arrived (or the connection began).
@@ -104,15 +212,14 @@ pub struct Connection<S> {
     timer: Pin<Box<Sleep>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
     pub fn new(stream: S, limits: Limits) -> Self {
         Connection {
             stream,
+            codec: C::with_max(limits.max_frame),
             limits,
             rbuf: BytesMut::new(),
-            out: VecDeque::new(),
-            tail: BytesMut::new(),
-            pending: 0,
+            out: Outbox::default(),
             frame_started: None,
             read_size: MIN_READ,
             last_message: Instant::now(),
@@ -123,11 +230,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// The next message, or `None` when the peer closed the connection between messages.
     pub async fn read_message(&mut self) -> Result<Option<String>, ConnectionError> {
         loop {
-            if let Some(payload) = frame::decode(&mut self.rbuf, self.limits.max_frame)? {
+            if let Some(message) = self.codec.decode(&mut self.rbuf).map_err(Into::into)? {
                 let now = Instant::now();
                 self.last_message = now;
                 self.frame_started = (!self.rbuf.is_empty()).then_some(now);
-                return Ok(Some(frame::payload_to_string(payload)?));
+                return Ok(Some(message));
             }
             self.flush().await?;
 
@@ -153,13 +260,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             };
             if n == 0 {
-                return match self.unfinished_frame_len() {
-                    None => Ok(None),
-                    Some(expected) => Err(FrameError::Truncated {
-                        got: self.rbuf.len(),
-                        expected,
-                    }
-                    .into()),
+                return match self.rbuf.is_empty() {
+                    true => Ok(None),
+                    false => Err(self.codec.truncated(&self.rbuf).into()),
                 };
             }
             self.read_size = if n == offered {
@@ -173,7 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// The deadline in force: the frame's, once one has begun, else the idle one.
+    /// The deadline in force: the message's, once one has begun, else the idle one.
     fn due(&self) -> Instant {
         match self.frame_started {
             Some(start) => start + self.limits.frame_timeout,
@@ -183,17 +286,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Queues one message; it is sent at the next flush or read.
     pub async fn write_message(&mut self, msg: impl Into<Bytes>) -> Result<(), ConnectionError> {
-        let msg: Bytes = msg.into();
-        let header = frame::encode_header(msg.len(), self.limits.max_frame)?;
-        self.pending += HEADER_LEN + msg.len();
-        self.tail.extend_from_slice(&header);
-        if msg.len() < COPY_BELOW {
-            self.tail.extend_from_slice(&msg);
-        } else {
-            self.out.push_back(self.tail.split().freeze());
-            self.out.push_back(msg);
-        }
-        if self.pending >= FLUSH_AT {
+        self.codec
+            .encode(msg.into(), &mut self.out)
+            .map_err(Into::into)?;
+        if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }
         Ok(())
@@ -203,8 +299,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn flush(&mut self) -> Result<(), ConnectionError> {
         let limit = self.limits.frame_timeout;
         let mut deadline = None;
-        while self.pending > 0 {
-            let write = std::future::poll_fn(|cx| self.poll_write_out(cx));
+        while !self.out.is_empty() {
+            let write = std::future::poll_fn(|cx| self.out.poll_write_to(&mut self.stream, cx));
             tokio::pin!(write);
             // Nearly every write completes at once. The deadline needs a timer, and a
             // timer costs shared state, so it is armed only for a write that has to wait.
@@ -222,43 +318,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             };
             if written == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
-            self.consume(written);
+            self.out.consume(written);
         }
         Ok(())
-    }
-
-    /// One vectored write of the queued chunks, then the gathering buffer, which comes
-    /// after them. The slices live on the stack for this call only.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let chunks = self
-            .out
-            .iter()
-            .map(|chunk| &chunk[..])
-            .chain(std::iter::once(&self.tail[..]))
-            .filter(|chunk| !chunk.is_empty());
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(chunks) {
-            *slot = IoSlice::new(chunk);
-            count += 1;
-        }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count])
-    }
-
-    /// Drops `n` written bytes from the front of the output.
-    fn consume(&mut self, mut n: usize) {
-        self.pending -= n;
-        while let Some(front) = self.out.front_mut() {
-            if n < front.len() {
-                front.advance(n);
-                return;
-            }
-            n -= front.len();
-            self.out.pop_front();
-        }
-        self.tail.advance(n);
     }
 
     /// Sends what is queued, then closes politely: half-close, and wait briefly for the
@@ -269,6 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.shutdown().await?;
         let mut sink = [0u8; 1024];
         let drain = async {
+            // At most one more message's worth, whatever its codec.
             let mut left = self.limits.max_frame + HEADER_LEN;
             while left > 0 {
                 match self.stream.read(&mut sink).await {
@@ -280,21 +345,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = timeout(LINGER, drain).await;
         Ok(())
     }
-
-    /// Total length of the frame that `rbuf` has begun, if it holds part of one.
-    fn unfinished_frame_len(&self) -> Option<usize> {
-        match self.rbuf.first_chunk::<HEADER_LEN>() {
-            _ if self.rbuf.is_empty() => None,
-            None => Some(HEADER_LEN),
-            Some(h) => Some(HEADER_LEN + u32::from_be_bytes(*h) as usize),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncWriteExt, duplex};
+    use crate::wire::{Framed, Lines};
+    use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
+
+    fn framed(stream: DuplexStream) -> Connection<DuplexStream, Framed> {
+        Connection::new(stream, limits())
+    }
+
+    fn lines(stream: DuplexStream) -> Connection<DuplexStream, Lines> {
+        Connection::new(stream, limits())
+    }
 
     fn limits() -> Limits {
         Limits {
@@ -307,7 +372,7 @@ mod tests {
     #[tokio::test]
     async fn reads_frames_split_anywhere() {
         let (mut peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         let mut bytes = vec![0, 0, 0, 5];
         bytes.extend_from_slice(b"hello");
         bytes.extend_from_slice(&[0, 0, 0, 4]);
@@ -326,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn close_inside_frame_is_truncated() {
         let (mut peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         peer.write_all(&[0, 0, 0, 9, b'a', b'b']).await.unwrap();
         drop(peer);
         let err = conn.read_message().await.unwrap_err();
@@ -345,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_header_rejected_without_payload() {
         let (mut peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         peer.write_all(&[0, 0, 0, 101]).await.unwrap();
         let err = conn.read_message().await.unwrap_err();
         assert!(
@@ -360,7 +425,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_timeout_between_messages() {
         let (_peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         let err = conn.read_message().await.unwrap_err();
         assert!(matches!(err, ConnectionError::Idle(_)), "{err:?}");
     }
@@ -368,7 +433,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn activity_keeps_a_connection_open_past_the_idle_limit() {
         let (mut peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits()); // idle limit 60 s
+        let mut conn = framed(ours); // idle limit 60 s
         let started = Instant::now();
         tokio::spawn(async move {
             for _ in 0..3 {
@@ -395,7 +460,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn frame_deadline_is_not_reset_by_trickling() {
         let (mut peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         // One byte every second: each read succeeds, but the frame takes too long.
         tokio::spawn(async move {
             for b in [0u8, 0, 0, 50].into_iter().chain([b'x'; 50]) {
@@ -414,7 +479,7 @@ mod tests {
     #[tokio::test]
     async fn batched_replies_leave_in_one_flush() {
         let (mut peer, ours) = duplex(1024);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         peer.write_all(&[0, 0, 0, 1, b'a', 0, 0, 0, 1, b'b'])
             .await
             .unwrap();
@@ -424,7 +489,7 @@ mod tests {
             conn.write_message(msg).await.unwrap();
         }
         // Nothing was sent yet: both replies wait for the flush.
-        assert_eq!(conn.pending, 10);
+        assert_eq!(conn.out.len(), 10);
         conn.flush().await.unwrap();
         let mut got = [0u8; 10];
         peer.read_exact(&mut got).await.unwrap();
@@ -435,13 +500,8 @@ mod tests {
     async fn large_and_small_replies_leave_in_order_even_in_pieces() {
         // A peer that reads 7 bytes at a time forces partial vectored writes.
         let (mut peer, ours) = duplex(7);
-        let mut conn = Connection::new(ours, limits());
-        let big = "б".repeat(50); // 100 bytes: queued as its own chunk
-        let limits = Limits {
-            max_frame: 100,
-            ..limits()
-        };
-        conn.limits = limits;
+        let mut conn = framed(ours);
+        let big = "б".repeat(50); // 100 bytes, the maximum
         conn.write_message("hi").await.unwrap();
         conn.write_message(big.clone()).await.unwrap();
         conn.write_message("yo").await.unwrap();
@@ -461,7 +521,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_does_not_read_hits_the_write_deadline() {
         let (_peer, ours) = duplex(16); // never read
-        let mut conn = Connection::new(ours, limits()); // frame timeout 5 s
+        let mut conn = framed(ours); // frame timeout 5 s
         let started = Instant::now();
         conn.write_message("x".repeat(100)).await.unwrap();
         let err = conn.flush().await.unwrap_err();
@@ -472,9 +532,60 @@ mod tests {
     #[tokio::test]
     async fn write_refuses_oversized_message() {
         let (_peer, ours) = duplex(64);
-        let mut conn = Connection::new(ours, limits());
+        let mut conn = framed(ours);
         assert!(conn.write_message("x".repeat(101)).await.is_err());
-        assert_eq!(conn.pending, 0);
-        assert!(conn.tail.is_empty());
+        assert!(conn.out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn lines_in_crlf_and_lf_and_replies_as_lines() {
+        let (mut peer, ours) = duplex(1024);
+        let mut conn = lines(ours);
+        peer.write_all("one\r\nдва\n".as_bytes()).await.unwrap();
+        for expected in ["one", "два"] {
+            let msg = conn.read_message().await.unwrap().unwrap();
+            assert_eq!(msg, expected);
+            conn.write_message(msg).await.unwrap();
+        }
+        conn.write_message("a\nb").await.unwrap();
+        conn.flush().await.unwrap();
+        drop(conn);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, "one\nдва\na\r\nb\n".as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_by_the_close_is_an_error() {
+        let (mut peer, ours) = duplex(64);
+        let mut conn = lines(ours);
+        peer.write_all(b"whole\nhal").await.unwrap();
+        drop(peer);
+        assert_eq!(conn.read_message().await.unwrap().as_deref(), Some("whole"));
+        let err = conn.read_message().await.unwrap_err();
+        assert!(
+            matches!(err, ConnectionError::Line(LineError::Unfinished { got: 3 })),
+            "{err:?}"
+        );
+        assert!(!err.can_tell_peer());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_line_hits_the_frame_deadline() {
+        let (mut peer, ours) = duplex(64);
+        let mut conn = lines(ours);
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                if peer.write_all(b"x").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let started = Instant::now();
+        let err = conn.read_message().await.unwrap_err();
+        assert!(matches!(err, ConnectionError::FrameTimeout(_)), "{err:?}");
+        assert!(started.elapsed() <= Duration::from_secs(6));
+        assert!(err.can_tell_peer());
     }
 }

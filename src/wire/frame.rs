@@ -12,7 +12,7 @@
 //! header with `struct.pack('!I', len(payload))`.
 //!
 //! ```
-//! use netlab::frame::{RecvMsg, SendMsg};
+//! use netlab::wire::frame::{RecvMsg, SendMsg};
 //!
 //! let mut wire = Vec::new();
 //! wire.send_msg("привет")?;
@@ -28,7 +28,7 @@
 //! assert_eq!(reader.recv_msg()?.as_deref(), Some(""));
 //! // The peer closed between two frames: the conversation is over, not broken.
 //! assert_eq!(reader.recv_msg()?, None);
-//! # Ok::<(), netlab::frame::FrameError>(())
+//! # Ok::<(), netlab::wire::frame::FrameError>(())
 //! ```
 //!
 //! Invariant: a length from the wire is compared with the maximum before a single byte
@@ -41,7 +41,10 @@
 
 use std::io::{self, Read, Write};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::connection::ConnectionError;
+use super::{Codec, Outbox};
 
 /// Size of the length header in bytes.
 pub const HEADER_LEN: usize = 4;
@@ -120,6 +123,52 @@ pub fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Vec<u8>>, FrameEr
     let payload = payload.to_vec();
     buf.advance(HEADER_LEN + len);
     Ok(Some(payload))
+}
+
+/// The server's side of the frame codec, for [`Connection`](super::connection::Connection).
+#[derive(Debug)]
+pub struct Framed {
+    max: usize,
+}
+
+impl Codec for Framed {
+    type Error = FrameError;
+    const PLAIN_TEXT: bool = false;
+
+    fn with_max(max: usize) -> Self {
+        Framed { max }
+    }
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
+        decode(buf, self.max)?.map(payload_to_string).transpose()
+    }
+
+    fn truncated(&self, unfinished: &BytesMut) -> FrameError {
+        let expected = match unfinished.first_chunk::<HEADER_LEN>() {
+            None => HEADER_LEN,
+            Some(header) => HEADER_LEN + u32::from_be_bytes(*header) as usize,
+        };
+        FrameError::Truncated {
+            got: unfinished.len(),
+            expected,
+        }
+    }
+
+    fn encode(&mut self, msg: Bytes, out: &mut Outbox) -> Result<(), FrameError> {
+        let header = encode_header(msg.len(), self.max)?;
+        out.put_slice(&header);
+        out.put(msg);
+        Ok(())
+    }
+}
+
+impl From<FrameError> for ConnectionError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Io(e) => ConnectionError::Io(e),
+            e => ConnectionError::Frame(e),
+        }
+    }
 }
 
 /// Sending half of the helpers: `stream.send_msg("text")` writes one whole frame.

@@ -1,0 +1,122 @@
+//! `netlab serve MODE`: from the flags to a running server.
+//!
+//! In order: ask for the port if needed, make new files private, start the service log,
+//! set the mode up (its database, its hashing threads), bind, print `listening on ADDR`
+//! as the first line of stdout, and serve until Ctrl-C or SIGTERM. A fatal error goes to
+//! the log as well as to stderr.
+//!
+//! This is the one place where a codec meets a handler: adding a codec means one more
+//! arm in [`conversation`].
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::prompt;
+use super::{ServeMode, ServerArgs};
+use crate::credentials::password::Hasher;
+use crate::handler::{Auth, Echo, Handler, Ident};
+use crate::logging;
+use crate::server::{self, Conversation, RawEcho, Service};
+use crate::store::{SharedStore, Store};
+use crate::transport::listen;
+use crate::wire::{CodecKind, Framed, Lines};
+
+/// Runs the server `mode` until it is told to stop.
+pub fn run(mode: ServeMode) -> anyhow::Result<()> {
+    match mode {
+        ServeMode::Echo {
+            server,
+            codec: CodecKind::Raw,
+        } => serve(server, |args| {
+            Ok(RawEcho {
+                idle_timeout: args.idle_timeout,
+                write_timeout: args.frame_timeout,
+            })
+        }),
+        ServeMode::Echo { server, codec } => conversation(server, codec, |_| Ok(Echo)),
+        ServeMode::Ident { server, codec, db } => conversation(server, codec.kind, |_| {
+            let store = SharedStore::new(Store::open(&db.path()?)?);
+            Ok(Ident::new(store))
+        }),
+        ServeMode::Auth {
+            server,
+            codec,
+            db,
+            auth,
+        } => conversation(server, codec.kind, |_| {
+            let slots = auth
+                .hash_slots
+                .map_or_else(Hasher::default_slots, usize::from);
+            let hasher = Hasher::new(auth.scrypt_log_n, slots)?;
+            let store = SharedStore::new(Store::open(&db.path()?)?);
+            Ok(Auth::new(store, hasher, auth.config()))
+        }),
+    }
+}
+
+/// Serves a handler in messages of `codec`.
+fn conversation<H: Handler>(
+    args: ServerArgs,
+    codec: CodecKind,
+    handler: impl FnOnce(&ServerArgs) -> anyhow::Result<H>,
+) -> anyhow::Result<()> {
+    let limits = args.limits();
+    match codec {
+        CodecKind::Framed => serve(args, |args| {
+            Ok(Conversation::<Framed, _>::new(handler(args)?, limits))
+        }),
+        CodecKind::Lines => serve(args, |args| {
+            Ok(Conversation::<Lines, _>::new(handler(args)?, limits))
+        }),
+        CodecKind::Raw => anyhow::bail!("--codec raw has no messages: it is for echo only"),
+    }
+}
+
+fn serve<S: Service>(
+    mut args: ServerArgs,
+    service: impl FnOnce(&ServerArgs) -> anyhow::Result<S>,
+) -> anyhow::Result<()> {
+    args.port = prompt::port(args.port_given, args.port, true)?;
+    restrict_new_files();
+    crate::limits::raise_fd_limit();
+    logging::init_server(args.log_config.as_deref())?;
+    let result = service(&args).and_then(|service| {
+        let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
+        runtime.block_on(listen_and_serve(&args, service))
+    });
+    if let Err(e) = &result {
+        log::error!("{e:#}");
+    }
+    result
+}
+
+async fn listen_and_serve(args: &ServerArgs, service: impl Service) -> anyhow::Result<()> {
+    let listener = listen::bind(&args.host, args.port, args.port_retries).await?;
+    // Both handlers are installed before `listening on` is printed: whoever reads that
+    // line may signal at once, and a signal without a handler would kill the server
+    // with no goodbye to its clients. (`tokio::signal::ctrl_c()` installs its handler
+    // only when first polled, which is too late.)
+    let mut term = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    log::info!("listening on {addr}");
+    server::serve(listener, service, args.server_config(), shutdown).await;
+    Ok(())
+}
+
+/// What a server creates (its log, its database) is readable by its owner only, whatever
+/// a log configuration or SQLite would choose.
+fn restrict_new_files() {
+    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
+    // file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}

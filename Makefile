@@ -5,7 +5,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test bench tasks task3 task4 task5 task6 task7 task8 task9 task10
+.PHONY: build test bench bench-before tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	cargo build --quiet
@@ -13,10 +13,26 @@ build:
 test:
 	cargo test
 
-## netlab's echo server against a bare tokio + LengthDelimitedCodec baseline (~5 min).
+## netlab's echo server against a bare tokio + LengthDelimitedCodec baseline, and its
+## line codec against its framed one (~6 min); then instructions per message, which
+## unlike timings repeat exactly from run to run (needs valgrind).
 bench:
 	cargo build --release --quiet --bin netlab --example baseline_echo
-	python3 scripts/bench.py
+	python3 scripts/bench.py --codecs
+	python3 scripts/instructions.py
+
+## Framed echo of this tree against an earlier revision, built in a scratch worktree:
+## make bench-before REV=v0.1.0 (~3 min after the builds).
+BEFORE_DIR := $(CURDIR)/target/bench-before
+bench-before:
+	@test -n "$(REV)" || { echo "usage: make bench-before REV=<git revision>" >&2; exit 2; }
+	cargo build --release --quiet --bin netlab --example baseline_echo
+	rm -rf $(BEFORE_DIR)/src && git worktree prune
+	git worktree add --detach --force $(BEFORE_DIR)/src $(REV)
+	cd $(BEFORE_DIR)/src && CARGO_TARGET_DIR=$(BEFORE_DIR)/target cargo build --release --quiet --bin netlab
+	python3 scripts/bench.py --no-baseline --before $(BEFORE_DIR)/target/release/netlab
+	python3 scripts/instructions.py --before $(BEFORE_DIR)/target/release/netlab
+	git worktree remove --force $(BEFORE_DIR)/src
 
 tasks: task3 task4 task5 task6 task7 task8 task9 task10
 

@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
-"""make bench: netlab's echo server against a bare tokio + LengthDelimitedCodec baseline.
+"""make bench: netlab's echo server against points of comparison, on 127.0.0.1.
 
-Both servers run side by side on 127.0.0.1 and get the same loads from `netlab bench`,
-each point twice (--rounds), once with each server first, and the rounds averaged: on
-two shared cores, whichever runs first does measurably differently. Printed per point: messages/s, p99 latency
-and server CPU time per message (from /proc) for each, and netlab's ratio. Then each
-server, freshly started, holds 10,000 idle connections, and its peak RSS is printed.
+Tables, each comparing two servers that run side by side and get the same loads from
+`netlab bench`:
+
+1. netlab (framed) against a bare tokio + LengthDelimitedCodec baseline, then 10,000
+   idle connections held by each, with peak RSS;
+2. (--codecs) netlab with --codec lines against netlab framed: what the line codec costs;
+3. (--before BIN) netlab framed against another netlab build, such as the previous
+   release: a regression check (`make bench-before REV=...`).
+
+Each point runs twice (--rounds), once with each server first, and the rounds are
+averaged: on two shared cores, whichever runs first does measurably differently.
+Printed per point: messages/s, p99 latency and server CPU time per message (from
+/proc) for each, and the ratio.
 
 Everything stays on loopback, the whole run is bounded (--budget, default 9 minutes),
 and every process it starts is stopped on the way out. Standard library only.
@@ -25,9 +33,16 @@ NETLAB = os.path.join(ROOT, "target", "release", "netlab")
 BASELINE = os.path.join(ROOT, "target", "release", "examples", "baseline_echo")
 
 
+class OutOfTime(Exception):
+    pass
+
+
 class Server:
-    def __init__(self, name, argv, env=None):
+    """A server process; `client_args` are what `netlab bench` needs to talk to it."""
+
+    def __init__(self, name, argv, client_args, env=None):
         self.name = name
+        self.client_args = client_args
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
         )
@@ -58,23 +73,24 @@ class Server:
                 self.proc.wait()
 
 
-def start_servers(data_dir):
+def netlab_server(name, binary, data_dir, codec="framed"):
     env = dict(os.environ, XDG_DATA_HOME=data_dir)
-    netlab = Server(
-        "netlab",
-        [NETLAB, "serve", "echo", "--port", "0", "--max-connections", "20000"],
-        env,
-    )
-    baseline = Server("baseline", [BASELINE, "0"])
-    return netlab, baseline
+    argv = [binary, "serve", "echo", "--port", "0", "--max-connections", "20000"]
+    if codec != "framed":
+        argv += ["--codec", codec]
+    return Server(name, argv, ["--codec", codec], env)
 
 
-def bench(server, extra, budget_left):
+def baseline_server():
+    return Server("baseline", [BASELINE, "0"], ["--no-greeting"])
+
+
+def bench(server, extra, deadline):
     argv = [NETLAB, "bench", "--port", server.port, "--json", "--server-pid", str(server.pid)]
-    if server.name == "baseline":
-        argv.append("--no-greeting")
+    argv += server.client_args
     run = subprocess.run(
-        argv + extra, capture_output=True, text=True, timeout=max(10, budget_left)
+        argv + extra, capture_output=True, text=True,
+        timeout=max(10, deadline - time.monotonic()),
     )
     lines = run.stdout.strip().splitlines()
     if not lines:
@@ -94,7 +110,56 @@ def mean(reports):
 
 
 def ratio(a, b):
-    return a / b if b else float("nan")
+    return a / b if a and b else float("nan")
+
+
+def compare(title, a, b, points, args, deadline):
+    """Runs every (conns, size, pipeline) point against servers a and b; prints a row
+    each, ratios as 'a better' > 1. Returns the error count."""
+    print(f"\n{title}: {args.duration} per run after {args.warmup} warm-up, mean of "
+          f"{args.rounds} rounds; ratio > 1: {a.name} better (for p99 and CPU: {b.name} / {a.name})")
+    header = (f"{'conns':>5} {'size':>5} {'pipe':>4} | {'msgs/s ' + a.name:>15} {b.name:>10} "
+              f"{'ratio':>5} | {'p99 us ' + a.name:>15} {b.name:>10} {'ratio':>5} | "
+              f"{'CPU us/msg ' + a.name:>19} {b.name:>10} {'ratio':>5}")
+    print(header)
+    print("-" * len(header))
+    errors = 0
+    for n, (conns, size, pipe) in enumerate(points):
+        if deadline - time.monotonic() < 30:
+            raise OutOfTime
+        extra = ["--conns", str(conns), "--size", str(size), "--pipeline", str(pipe),
+                 "--duration", args.duration, "--warmup", args.warmup]
+        runs = {a.name: [], b.name: []}
+        for round_ in range(args.rounds):
+            for s in ([a, b] if (n + round_) % 2 == 0 else [b, a]):
+                runs[s.name].append(bench(s, extra, deadline))
+        x, y = mean(runs[a.name]), mean(runs[b.name])
+        errors += x["errors"] + y["errors"] + x["connect_failures"] + y["connect_failures"]
+        xcpu = x["server_cpu_us_per_msg"] or float("nan")
+        ycpu = y["server_cpu_us_per_msg"] or float("nan")
+        print(f"{conns:>5} {size:>5} {pipe:>4} | {x['messages_per_sec']:>15,.0f} "
+              f"{y['messages_per_sec']:>10,.0f} {ratio(x['messages_per_sec'], y['messages_per_sec']):>5.2f} | "
+              f"{x['p99_us']:>15,.0f} {y['p99_us']:>10,.0f} {ratio(y['p99_us'], x['p99_us']):>5.2f} | "
+              f"{xcpu:>19.2f} {ycpu:>10.2f} {ratio(ycpu, xcpu):>5.2f}", flush=True)
+    return errors
+
+
+def hold(args, data, deadline):
+    """Each server, freshly started and alone, holds idle connections; peak RSS."""
+    print(f"\n{args.hold:,} idle connections held for 5s, then each checked:")
+    rss, errors = {}, 0
+    for start in (lambda: netlab_server("netlab", NETLAB, data), baseline_server):
+        server = start()
+        try:
+            r = bench(server, ["--hold", str(args.hold), "--duration", "5s"], deadline)
+            rss[server.name] = server.peak_rss_mib()
+            errors += r["errors"] + r["connect_failures"]
+            print(f"  {server.name:<8} held {r['held']:,}, still echoing {r['still_echoing']:,}, "
+                  f"peak RSS {rss[server.name]:.1f} MiB")
+        finally:
+            server.stop()
+    print(f"  RSS ratio netlab / baseline: {ratio(rss.get('netlab'), rss.get('baseline')):.2f}")
+    return errors
 
 
 def main():
@@ -105,74 +170,48 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--budget", type=float, default=9 * 60, help="seconds, in all")
     parser.add_argument("--quick", action="store_true", help="16 and 256 connections only")
+    parser.add_argument("--no-baseline", action="store_true", help="skip table 1")
+    parser.add_argument("--codecs", action="store_true", help="table 2: lines against framed")
+    parser.add_argument("--before", metavar="BIN", help="table 3: against this netlab build")
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
     conns = [16, 256] if args.quick else [1, 16, 256, 1000]
+    grid = [(c, size, pipe) for c in conns for size in (64, 4096) for pipe in (1, 16)]
+    small = [(c, 64, pipe) for c in (16, 256) for pipe in (1, 16)]
 
-    for binary in (NETLAB, BASELINE):
+    for binary in (NETLAB, BASELINE, args.before or NETLAB):
         if not os.path.exists(binary):
             sys.exit(f"bench: {binary} is missing; run `make bench`")
 
     errors = 0
     with tempfile.TemporaryDirectory() as data:
-        netlab, baseline = start_servers(data)
         try:
-            print(f"netlab vs baseline, {args.duration} per run after {args.warmup} warm-up, "
-                  f"mean of {args.rounds} rounds; ratio > 1: netlab better "
-                  "(for p99 and CPU: baseline / netlab)")
-            header = (f"{'conns':>5} {'size':>5} {'pipe':>4} | {'msgs/s netlab':>13} {'baseline':>10} "
-                      f"{'ratio':>5} | {'p99 us netlab':>13} {'baseline':>9} {'ratio':>5} | "
-                      f"{'CPU us/msg netlab':>17} {'baseline':>8} {'ratio':>5}")
-            print(header)
-            print("-" * len(header))
-            point = 0
-            for c in conns:
-                for size in (64, 4096):
-                    for pipe in (1, 16):
-                        left = deadline - time.monotonic()
-                        if left < 30:
-                            print("bench: time budget spent; stopping early")
-                            raise StopIteration
-                        extra = ["--conns", str(c), "--size", str(size), "--pipeline", str(pipe),
-                                 "--duration", args.duration, "--warmup", args.warmup]
-                        runs = {"netlab": [], "baseline": []}
-                        for round_ in range(args.rounds):
-                            order = [netlab, baseline] if (point + round_) % 2 == 0 else [baseline, netlab]
-                            for s in order:
-                                runs[s.name].append(bench(s, extra, deadline - time.monotonic()))
-                        point += 1
-                        n, b = mean(runs["netlab"]), mean(runs["baseline"])
-                        errors += n["errors"] + b["errors"] + n["connect_failures"] + b["connect_failures"]
-                        ncpu = n["server_cpu_us_per_msg"] or float("nan")
-                        bcpu = b["server_cpu_us_per_msg"] or float("nan")
-                        print(f"{c:>5} {size:>5} {pipe:>4} | {n['messages_per_sec']:>13,.0f} "
-                              f"{b['messages_per_sec']:>10,.0f} {ratio(n['messages_per_sec'], b['messages_per_sec']):>5.2f} | "
-                              f"{n['p99_us']:>13,.0f} {b['p99_us']:>9,.0f} {ratio(b['p99_us'], n['p99_us']):>5.2f} | "
-                              f"{ncpu:>17.2f} {bcpu:>8.2f} {ratio(bcpu, ncpu):>5.2f}", flush=True)
-        except StopIteration:
-            pass
-        finally:
-            netlab.stop()
-            baseline.stop()
-
-        if args.hold and deadline - time.monotonic() > 60:
-            print(f"\n{args.hold:,} idle connections held for 5s, then each checked:")
-            rss = {}
-            for name in ("netlab", "baseline"):
-                netlab, baseline = start_servers(data)
-                server = netlab if name == "netlab" else baseline
-                other = baseline if name == "netlab" else netlab
-                other.stop()
+            tables = []
+            if not args.no_baseline:
+                tables.append(("netlab vs baseline",
+                               lambda: netlab_server("netlab", NETLAB, data),
+                               baseline_server, grid))
+            if args.codecs:
+                tables.append(("netlab lines vs netlab framed",
+                               lambda: netlab_server("lines", NETLAB, data, "lines"),
+                               lambda: netlab_server("framed", NETLAB, data), small))
+            if args.before:
+                tables.append((f"this netlab vs {args.before}",
+                               lambda: netlab_server("now", NETLAB, data),
+                               lambda: netlab_server("before", args.before, data), small))
+            for title, start_a, start_b, points in tables:
+                a, b = start_a(), start_b()
                 try:
-                    r = bench(server, ["--hold", str(args.hold), "--duration", "5s"],
-                              deadline - time.monotonic())
-                    rss[name] = server.peak_rss_mib()
-                    errors += r["errors"] + r["connect_failures"]
-                    print(f"  {name:<8} held {r['held']:,}, still echoing {r['still_echoing']:,}, "
-                          f"peak RSS {rss[name]:.1f} MiB")
+                    errors += compare(title, a, b, points, args, deadline)
                 finally:
-                    server.stop()
-            print(f"  RSS ratio netlab / baseline: {ratio(rss['netlab'], rss['baseline']):.2f}")
+                    a.stop()
+                    b.stop()
+            if args.hold and not args.no_baseline:
+                if deadline - time.monotonic() < 60:
+                    raise OutOfTime
+                errors += hold(args, data, deadline)
+        except OutOfTime:
+            print("bench: time budget spent; stopping early")
 
     if errors:
         sys.exit(f"bench: {errors} errors or failed connections")

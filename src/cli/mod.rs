@@ -347,6 +347,8 @@ pub struct ConnectArgs {
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
           value_parser = max_frame_parser())]
     pub max_frame: u64,
+    #[command(flatten)]
+    pub codec: MessageCodecArg,
     /// Source address to connect from, so one machine can play several clients over
     /// loopback (127.0.0.2, 127.0.0.3, ...).
     #[arg(long, env = "NETLAB_BIND", value_name = "ADDR")]
@@ -454,6 +456,7 @@ impl ConnectArgs {
         ClientConfig {
             host: self.host.clone(),
             port: self.port,
+            codec: self.codec.kind,
             max_frame: to_usize(self.max_frame),
             bind: self.bind,
             token_file: self.token_file.clone(),

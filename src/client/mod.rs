@@ -17,7 +17,7 @@
 
 pub mod token_file;
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -29,7 +29,9 @@ use socket2::{Domain, Socket, Type};
 use zeroize::Zeroizing;
 
 use crate::handler::auth::{ASK_USERNAME, TOKEN_CAPABILITY, TOKEN_LINE};
+use crate::wire::CodecKind;
 use crate::wire::frame::{FrameError, RecvMsg, SendMsg};
+use crate::wire::lines::{self, LineError};
 use token_file::TokenFile;
 
 /// Typed on a line of its own, ends the conversation.
@@ -41,6 +43,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClientConfig {
     pub host: String,
     pub port: u16,
+    /// Framed or lines: how messages travel.
+    pub codec: CodecKind,
     pub max_frame: usize,
     /// Source address to connect from.
     pub bind: Option<IpAddr>,
@@ -51,10 +55,18 @@ pub struct ClientConfig {
 enum Event {
     Message(String),
     ServerClosed,
-    ServerFailed(FrameError),
+    ServerFailed(anyhow::Error),
     Line(Zeroizing<String>),
     InputEnded,
     InputFailed(io::Error),
+}
+
+/// Why a message was not sent.
+enum Unsent {
+    /// This message cannot be sent (too large); the conversation goes on.
+    Refused(String),
+    /// The connection is broken.
+    Gone,
 }
 
 /// What the stdin thread is asked to read next.
@@ -80,11 +92,17 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
     }
 
     let (events, inbox) = mpsc::channel();
-    spawn_receiver(stream.try_clone()?, config.max_frame, events.clone());
+    spawn_receiver(
+        stream.try_clone()?,
+        config.codec,
+        config.max_frame,
+        events.clone(),
+    );
     let input = spawn_stdin_reader(events, interactive);
 
     let mut session = Conversation {
         stream,
+        codec: config.codec,
         max_frame: config.max_frame,
         server,
         out: io::stdout().lock(),
@@ -116,7 +134,7 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
                 return Ok(());
             }
             Event::ServerFailed(e) => {
-                return Err(e).with_context(|| format!("connection to {server} failed"));
+                return Err(e.context(format!("connection to {server} failed")));
             }
             Event::Line(line) => {
                 session.asking = false;
@@ -137,6 +155,7 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
 
 struct Conversation<'a> {
     stream: TcpStream,
+    codec: CodecKind,
     max_frame: usize,
     server: SocketAddr,
     out: io::StdoutLock<'a>,
@@ -187,14 +206,32 @@ impl Conversation<'_> {
             self.stop_sending();
             return;
         }
-        match self.stream.send_msg_max(&line, self.max_frame) {
+        match self.send(&line) {
             Ok(()) => {
                 self.awaiting += 1;
                 self.logging_out = line.trim() == "/logout";
             }
-            Err(e @ FrameError::TooLarge { .. }) => eprintln!("not sent: {e}"),
+            Err(Unsent::Refused(reason)) => eprintln!("not sent: {reason}"),
             // The server has gone; the receiver will say how, so wait for its event.
-            Err(_) => self.sending = false,
+            Err(Unsent::Gone) => self.sending = false,
+        }
+    }
+
+    /// Sends one message in the connection's codec.
+    fn send(&mut self, text: &str) -> Result<(), Unsent> {
+        match self.codec {
+            CodecKind::Lines => match lines::write_line(&mut self.stream, text, self.max_frame) {
+                Ok(()) => Ok(()),
+                Err(e @ (LineError::TooLarge { .. } | LineError::Newline)) => {
+                    Err(Unsent::Refused(e.to_string()))
+                }
+                Err(_) => Err(Unsent::Gone),
+            },
+            _ => match self.stream.send_msg_max(text, self.max_frame) {
+                Ok(()) => Ok(()),
+                Err(e @ FrameError::TooLarge { .. }) => Err(Unsent::Refused(e.to_string())),
+                Err(_) => Err(Unsent::Gone),
+            },
         }
     }
 
@@ -229,7 +266,7 @@ impl Conversation<'_> {
             Ok(None) => Zeroizing::new("/token".to_owned()),
             Err(e) => return eprintln!("netlab: session tokens are off: {e:#}"),
         };
-        if self.stream.send_msg_max(&offer, self.max_frame).is_ok() {
+        if self.send(&offer).is_ok() {
             self.awaiting += 1;
             self.token_sent = true;
             self.tokens = Some(file);
@@ -301,10 +338,20 @@ fn connect_from(local: IpAddr, remote: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket.into())
 }
 
-fn spawn_receiver(mut stream: TcpStream, max_frame: usize, events: mpsc::Sender<Event>) {
+fn spawn_receiver(
+    stream: TcpStream,
+    codec: CodecKind,
+    max_frame: usize,
+    events: mpsc::Sender<Event>,
+) {
     thread::spawn(move || {
+        let mut stream = BufReader::new(stream);
         loop {
-            let event = match stream.recv_msg_max(max_frame) {
+            let received = match codec {
+                CodecKind::Lines => lines::read_message(&mut stream, max_frame).map_err(Into::into),
+                _ => stream.recv_msg_max(max_frame).map_err(Into::into),
+            };
+            let event = match received {
                 Ok(Some(text)) => Event::Message(text),
                 Ok(None) => Event::ServerClosed,
                 Err(e) => Event::ServerFailed(e),

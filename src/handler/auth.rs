@@ -369,10 +369,13 @@ impl Auth {
                 }
             )),
             "/logout" => {
-                if let Some(id) = session {
-                    self.store.run(move |s| s.revoke_session(id)).await?;
-                }
                 info!("{}: {name:?} signed out", state.peer);
+                let Some(id) = session else {
+                    return Ok(Reply::close(format!(
+                        "Goodbye, {name}. You are signed out."
+                    )));
+                };
+                self.store.run(move |s| s.revoke_session(id)).await?;
                 return Ok(Reply::close(format!(
                     "Goodbye, {name}. You are signed out, and your session token no longer works."
                 )));

@@ -126,12 +126,14 @@ pub struct Outbox {
 
 impl Outbox {
     /// Copies `bytes` to the end of the output.
+    #[inline]
     pub fn put_slice(&mut self, bytes: &[u8]) {
         self.pending += bytes.len();
         self.tail.extend_from_slice(bytes);
     }
 
     /// Adds `bytes` to the end of the output: copied if short, moved if long.
+    #[inline]
     pub fn put(&mut self, bytes: Bytes) {
         if bytes.len() < COPY_BELOW {
             return self.put_slice(&bytes);
@@ -141,6 +143,17 @@ impl Outbox {
             self.chunks.push_back(self.tail.split().freeze());
         }
         self.chunks.push_back(bytes);
+    }
+
+    /// Adds `bytes[range]`: copied if short; if long, shared with `bytes`, not copied.
+    /// (Slicing a `Bytes` made from a vector allocates, so a short part is never sliced.)
+    #[inline]
+    pub fn put_part(&mut self, bytes: &Bytes, range: std::ops::Range<usize>) {
+        if range.len() < COPY_BELOW {
+            self.put_slice(&bytes[range]);
+        } else {
+            self.put(bytes.slice(range));
+        }
     }
 
     /// Bytes waiting to be written.

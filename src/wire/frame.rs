@@ -139,6 +139,9 @@ impl Codec for Framed {
         Framed { max }
     }
 
+    // Called once per message, from the connection's hot loop: inlined there, like
+    // encode, rather than a call per message.
+    #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
         decode(buf, self.max)?.map(payload_to_string).transpose()
     }
@@ -154,6 +157,7 @@ impl Codec for Framed {
         }
     }
 
+    #[inline]
     fn encode(&mut self, msg: Bytes, out: &mut Outbox) -> Result<(), FrameError> {
         let header = encode_header(msg.len(), self.max)?;
         out.put_slice(&header);

@@ -101,6 +101,9 @@ impl Codec for Lines {
         Lines { max, scanned: 0 }
     }
 
+    // Called once per message, from the connection's hot loop: inlined there, like
+    // encode, rather than a call per message.
+    #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LineError> {
         let Some(found) = memchr2(b'\n', IAC, &buf[self.scanned..]) else {
             // The text of a line, and one `\r` of its ending, may be in before the `\n`.
@@ -134,6 +137,7 @@ impl Codec for Lines {
         }
     }
 
+    #[inline]
     fn encode(&mut self, msg: Bytes, out: &mut Outbox) -> Result<(), LineError> {
         if msg.len() > self.max {
             return Err(LineError::TooLarge {
@@ -143,14 +147,19 @@ impl Codec for Lines {
         }
         // Nearly every message is one line: sent as it is, then its ending.
         let Some(mut newline) = memchr(b'\n', &msg) else {
-            out.put(msg.slice(..trim_cr(&msg).len()));
+            let len = trim_cr(&msg).len();
+            if len == msg.len() {
+                out.put(msg);
+            } else {
+                out.put_part(&msg, 0..len);
+            }
             out.put_slice(b"\n");
             return Ok(());
         };
         let mut start = 0;
         loop {
             let line = &msg[start..newline];
-            out.put(msg.slice(start..start + trim_cr(line).len()));
+            out.put_part(&msg, start..start + trim_cr(line).len());
             if newline == msg.len() {
                 out.put_slice(b"\n");
                 return Ok(());

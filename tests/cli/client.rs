@@ -73,3 +73,39 @@ fn connection_refused_is_a_runtime_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn connect_speaks_lines_to_a_line_server() {
+    let server = Server::start(&["echo", "--codec", "lines"]);
+    let out = connect(&server, &["--codec", "lines"], "one\nдва\n\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{GREETING}\none\nдва\n\n")
+    );
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+}
+
+#[test]
+fn connect_over_lines_shows_a_message_of_several_lines_as_one() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = netlab();
+    cmd.args(["serve", "auth", "--codec", "lines", "--port", "0"])
+        .args(["--scrypt-log-n", "10", "--db"])
+        .arg(data.path().join("netlab.db"));
+    let server = Server::start_command(cmd);
+    // Lock-step: each line is sent only once the previous message, all its lines, is in.
+    let out = connect(
+        &server,
+        &["--codec", "lines"],
+        "lena\npassword-1\npassword-1\n/whoami\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let shown: Vec<&str> = stdout.lines().collect();
+    assert_eq!(shown.len(), 7, "{stdout}");
+    assert_eq!(shown[2], "Username:");
+    assert!(shown[3].starts_with("New user lena."), "{stdout}");
+    assert_eq!(shown[6], "You are lena, signed in with your password.");
+    assert!(!stdout.contains("password-1"));
+}

@@ -9,6 +9,7 @@ mod bench;
 mod client;
 mod echo;
 mod ident;
+mod lines;
 mod ports;
 mod prompts;
 mod python_example;

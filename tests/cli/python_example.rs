@@ -19,3 +19,26 @@ fn python_example_client_converses_with_the_server() {
     assert!(lines[0].contains("echo server"), "{stdout}");
     assert_eq!(lines[1..], ["hello", "привет, мир", "👋"]);
 }
+
+/// The readline-style example follows the line codec's message rule: the auth greeting,
+/// three lines, is one message, so the conversation stays in step.
+#[test]
+fn python_line_client_registers_over_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = crate::support::netlab();
+    cmd.args(["serve", "auth", "--codec", "lines", "--port", "0"])
+        .args(["--scrypt-log-n", "10", "--db"])
+        .arg(data.path().join("netlab.db"));
+    let server = Server::start_command(cmd);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/line_client.py");
+    let mut cmd = Command::new("python3");
+    cmd.args([script, "--port", &server.port()]);
+    let out = run_with_input(cmd, "ivan\npassword-1\npassword-1\n/whoami\nпривет\n");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("netlab auth server:"), "{stdout}");
+    assert!(
+        stdout.ends_with("You are ivan, signed in with your password.\nпривет\n"),
+        "{stdout}"
+    );
+}

@@ -20,6 +20,7 @@ use clap_complete::Shell;
 
 use crate::client::ClientConfig;
 use crate::server::ServerConfig;
+use crate::tools::admin::{ClientsAction, DbArgs, SessionsAction, UsersAction};
 use crate::wire::CodecKind;
 use crate::wire::connection::Limits;
 use crate::wire::frame::DEFAULT_MAX_FRAME;
@@ -157,60 +158,6 @@ impl AuthArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UsersAction {
-    /// List the users, with their open sessions and failed logins.
-    List {
-        /// One JSON array, for scripts.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-    /// Delete a user and end all of its sessions.
-    Delete {
-        name: String,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SessionsAction {
-    /// List the open sessions (never their tokens).
-    List {
-        /// One JSON array, for scripts.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-    /// End every session of a user: its tokens stop working at once.
-    Revoke {
-        user: String,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClientsAction {
-    /// List the known clients, most recently seen first.
-    List {
-        /// One JSON array, for scripts.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-    /// Forget the client at an IP address: it will be asked its name again.
-    Forget {
-        ip: IpAddr,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Server address.
@@ -278,23 +225,6 @@ impl BenchArgs {
             max_frame: DEFAULT_MAX_FRAME,
             progress: progress && !self.json,
         })
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct DbArgs {
-    /// SQLite database shared by the server modes; created on first use. Default: the
-    /// user's data directory (~/.local/share/netlab/netlab.db on Linux).
-    #[arg(long, env = "NETLAB_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
-}
-
-impl DbArgs {
-    pub fn path(&self) -> anyhow::Result<PathBuf> {
-        match &self.db {
-            Some(path) => Ok(path.clone()),
-            None => crate::store::default_path(),
-        }
     }
 }
 

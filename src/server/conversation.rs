@@ -114,7 +114,7 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
 async fn send<S: Stream, C: Codec>(
     conn: &mut Connection<S, C>,
     reply: Reply,
-) -> Result<bool, ConnectionError> {
+) -> Result<bool, ConnectionError<C::Error>> {
     conn.write_message(reply.text).await?;
     Ok(reply.close)
 }
@@ -123,8 +123,8 @@ async fn send<S: Stream, C: Codec>(
 /// message, then closes it. Returns the error for the log.
 async fn say_goodbye<S: Stream, C: Codec>(
     mut conn: Connection<S, C>,
-    e: ConnectionError,
-) -> ConnectionError {
+    e: ConnectionError<C::Error>,
+) -> ConnectionError<C::Error> {
     if e.can_tell_peer() {
         let notice = format!("error: {e}; closing the connection");
         if conn.write_message(notice).await.is_ok() {

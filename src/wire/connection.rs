@@ -21,20 +21,19 @@
 //! advanced only by what a completed write took, so after a `select!` drops it nothing
 //! is lost or sent twice, and a final notice can still be written after it.
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep, sleep_until, timeout, timeout_at};
 
-use super::Codec;
-use super::frame::{self, FrameError, HEADER_LEN};
-use super::lines::LineError;
+use super::codec::{Codec, PeerError};
+use super::frame::{self, HEADER_LEN};
+use super::outbox::Outbox;
 
 /// Bytes asked of the socket per read: from 8 KiB, doubled while reads fill what was
 /// offered (a pipelining peer), halved while they come in small, at most 64 KiB. Quiet
@@ -43,11 +42,6 @@ const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// Pending replies are written out once they reach this size, even mid-batch.
 pub const FLUSH_AT: usize = 64 * 1024;
-/// Pieces shorter than this are copied into the gathering buffer; longer ones are
-/// queued as they are, since copying them would cost more than a separate iovec.
-const COPY_BELOW: usize = 1024;
-/// Most chunks handed to one vectored write.
-const MAX_IOVECS: usize = 32;
 /// How long a closing connection waits for the peer to finish before dropping it.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -73,12 +67,12 @@ impl Default for Limits {
     }
 }
 
+/// Why a connection ended other than by the peer leaving between messages. `E` is the
+/// codec's error.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
+pub enum ConnectionError<E> {
     #[error(transparent)]
-    Frame(FrameError),
-    #[error(transparent)]
-    Line(LineError),
+    Codec(E),
     #[error(transparent)]
     Io(#[from] io::Error),
     #[error("no message for {}", humantime::format_duration(*.0))]
@@ -89,124 +83,15 @@ pub enum ConnectionError {
     WriteTimeout(Duration),
 }
 
-impl ConnectionError {
+impl<E: PeerError> ConnectionError<E> {
     /// Whether the peer can still be told why its connection ends: it broke a rule of
     /// the codec, or was too slow to send. Not when it left, or stopped reading.
     pub fn can_tell_peer(&self) -> bool {
         match self {
-            ConnectionError::Frame(
-                FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. },
-            )
-            | ConnectionError::Line(
-                LineError::TooLong { .. }
-                | LineError::TooLarge { .. }
-                | LineError::InvalidUtf8 { .. }
-                | LineError::Telnet,
-            )
-            | ConnectionError::Idle(_)
-            | ConnectionError::FrameTimeout(_) => true,
-            ConnectionError::Frame(FrameError::Truncated { .. } | FrameError::Io(_))
-            | ConnectionError::Line(
-                LineError::Unfinished { .. } | LineError::Newline | LineError::Io(_),
-            )
-            | ConnectionError::Io(_)
-            | ConnectionError::WriteTimeout(_) => false,
+            ConnectionError::Codec(e) => e.can_tell_peer(),
+            ConnectionError::Idle(_) | ConnectionError::FrameTimeout(_) => true,
+            ConnectionError::Io(_) | ConnectionError::WriteTimeout(_) => false,
         }
-    }
-}
-
-/// Output waiting to be written, in order: pieces ready to go, then the gathering
-/// buffer. A codec's `encode` adds to it; the connection writes it out.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    chunks: VecDeque<Bytes>,
-    tail: BytesMut,
-    pending: usize,
-}
-
-impl Outbox {
-    /// Copies `bytes` to the end of the output.
-    #[inline]
-    pub fn put_slice(&mut self, bytes: &[u8]) {
-        self.pending += bytes.len();
-        self.tail.extend_from_slice(bytes);
-    }
-
-    /// Adds `bytes` to the end of the output: copied if short, moved if long.
-    #[inline]
-    pub fn put(&mut self, bytes: Bytes) {
-        if bytes.len() < COPY_BELOW {
-            return self.put_slice(&bytes);
-        }
-        self.pending += bytes.len();
-        if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
-        }
-        self.chunks.push_back(bytes);
-    }
-
-    /// Adds `bytes[range]`: copied if short; if long, shared with `bytes`, not copied.
-    /// (Slicing a `Bytes` made from a vector allocates, so a short part is never sliced.)
-    #[inline]
-    pub fn put_part(&mut self, bytes: &Bytes, range: std::ops::Range<usize>) {
-        if range.len() < COPY_BELOW {
-            self.put_slice(&bytes[range]);
-        } else {
-            self.put(bytes.slice(range));
-        }
-    }
-
-    /// Bytes waiting to be written.
-    pub fn len(&self) -> usize {
-        self.pending
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending == 0
-    }
-
-    /// One vectored write of the queued chunks, then the gathering buffer. The slices
-    /// live on the stack for this call only.
-    fn poll_write_to<S: AsyncWrite + Unpin>(
-        &self,
-        stream: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>> {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let chunks = self
-            .chunks
-            .iter()
-            .map(|chunk| &chunk[..])
-            .chain(std::iter::once(&self.tail[..]))
-            .filter(|chunk| !chunk.is_empty());
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(chunks) {
-            *slot = IoSlice::new(chunk);
-            count += 1;
-        }
-        Pin::new(stream).poll_write_vectored(cx, &slices[..count])
-    }
-
-    /// Drops `n` written bytes from the front.
-    fn consume(&mut self, mut n: usize) {
-        self.pending -= n;
-        while let Some(front) = self.chunks.front_mut() {
-            if n < front.len() {
-                front.advance(n);
-                return;
-            }
-            n -= front.len();
-            self.chunks.pop_front();
-        }
-        self.tail.advance(n);
-    }
-
-    /// Everything waiting, as one vector: for tests.
-    #[cfg(test)]
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut all: Vec<u8> = self.chunks.iter().flat_map(|c| c.to_vec()).collect();
-        all.extend_from_slice(&self.tail);
-        all
     }
 }
 
@@ -241,9 +126,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
     }
 
     /// The next message, or `None` when the peer closed the connection between messages.
-    pub async fn read_message(&mut self) -> Result<Option<String>, ConnectionError> {
+    pub async fn read_message(&mut self) -> Result<Option<String>, ConnectionError<C::Error>> {
         loop {
-            if let Some(message) = self.codec.decode(&mut self.rbuf).map_err(Into::into)? {
+            if let Some(message) = self
+                .codec
+                .decode(&mut self.rbuf)
+                .map_err(ConnectionError::Codec)?
+            {
                 let now = Instant::now();
                 self.last_message = now;
                 self.frame_started = (!self.rbuf.is_empty()).then_some(now);
@@ -275,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
             if n == 0 {
                 return match self.rbuf.is_empty() {
                     true => Ok(None),
-                    false => Err(self.codec.truncated(&self.rbuf).into()),
+                    false => Err(ConnectionError::Codec(self.codec.truncated(&self.rbuf))),
                 };
             }
             self.read_size = if n == offered {
@@ -298,10 +187,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
     }
 
     /// Queues one message; it is sent at the next flush or read.
-    pub async fn write_message(&mut self, msg: impl Into<Bytes>) -> Result<(), ConnectionError> {
+    pub async fn write_message(
+        &mut self,
+        msg: impl Into<Bytes>,
+    ) -> Result<(), ConnectionError<C::Error>> {
         self.codec
             .encode(msg.into(), &mut self.out)
-            .map_err(Into::into)?;
+            .map_err(ConnectionError::Codec)?;
         if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }
@@ -309,7 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
     }
 
     /// Sends everything queued, within the write deadline.
-    pub async fn flush(&mut self) -> Result<(), ConnectionError> {
+    pub async fn flush(&mut self) -> Result<(), ConnectionError<C::Error>> {
         let limit = self.limits.frame_timeout;
         let mut deadline = None;
         while !self.out.is_empty() {
@@ -341,7 +233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
     /// Sends what is queued, then closes politely: half-close, and wait briefly for the
     /// peer to close its side. Dropping a socket with unread input sends a reset, which
     /// can destroy the last message before the peer has read it.
-    pub async fn close(mut self) -> Result<(), ConnectionError> {
+    pub async fn close(mut self) -> Result<(), ConnectionError<C::Error>> {
         self.flush().await?;
         self.stream.shutdown().await?;
         let mut sink = [0u8; 1024];
@@ -363,6 +255,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, C: Codec> Connection<S, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::frame::FrameError;
+    use crate::wire::lines::LineError;
     use crate::wire::{Framed, Lines};
     use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
 
@@ -411,7 +305,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ConnectionError::Frame(FrameError::Truncated {
+                ConnectionError::Codec(FrameError::Truncated {
                     got: 6,
                     expected: 13
                 })
@@ -429,7 +323,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ConnectionError::Frame(FrameError::TooLarge { len: 101, max: 100 })
+                ConnectionError::Codec(FrameError::TooLarge { len: 101, max: 100 })
             ),
             "{err:?}"
         );
@@ -577,7 +471,10 @@ mod tests {
         assert_eq!(conn.read_message().await.unwrap().as_deref(), Some("whole"));
         let err = conn.read_message().await.unwrap_err();
         assert!(
-            matches!(err, ConnectionError::Line(LineError::Unfinished { got: 3 })),
+            matches!(
+                err,
+                ConnectionError::Codec(LineError::Unfinished { got: 3 })
+            ),
             "{err:?}"
         );
         assert!(!err.can_tell_peer());

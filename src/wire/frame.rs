@@ -43,8 +43,8 @@ use std::io::{self, Read, Write};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::connection::ConnectionError;
-use super::{Codec, Outbox};
+use super::codec::{Codec, PeerError};
+use super::outbox::Outbox;
 
 /// Size of the length header in bytes.
 pub const HEADER_LEN: usize = 4;
@@ -166,11 +166,11 @@ impl Codec for Framed {
     }
 }
 
-impl From<FrameError> for ConnectionError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Io(e) => ConnectionError::Io(e),
-            e => ConnectionError::Frame(e),
+impl PeerError for FrameError {
+    fn can_tell_peer(&self) -> bool {
+        match self {
+            FrameError::TooLarge { .. } | FrameError::InvalidUtf8 { .. } => true,
+            FrameError::Truncated { .. } | FrameError::Io(_) => false,
         }
     }
 }

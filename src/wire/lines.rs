@@ -48,8 +48,8 @@ use std::io::{self, BufRead, Write};
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::{memchr, memchr2};
 
-use super::connection::ConnectionError;
-use super::{Codec, Outbox};
+use super::codec::{Codec, PeerError};
+use super::outbox::Outbox;
 
 /// Telnet's "interpret as command" byte, which starts every telnet negotiation.
 const IAC: u8 = 0xFF;
@@ -75,11 +75,14 @@ pub enum LineError {
     Io(#[from] io::Error),
 }
 
-impl From<LineError> for ConnectionError {
-    fn from(e: LineError) -> Self {
-        match e {
-            LineError::Io(e) => ConnectionError::Io(e),
-            e => ConnectionError::Line(e),
+impl PeerError for LineError {
+    fn can_tell_peer(&self) -> bool {
+        match self {
+            LineError::TooLong { .. }
+            | LineError::TooLarge { .. }
+            | LineError::InvalidUtf8 { .. }
+            | LineError::Telnet => true,
+            LineError::Unfinished { .. } | LineError::Newline | LineError::Io(_) => false,
         }
     }
 }

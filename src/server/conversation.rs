@@ -15,7 +15,8 @@ use log::debug;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
-use super::{Service, Stream};
+use super::Service;
+use crate::transport::Stream;
 use crate::handler::{Handler, Peer, Reply};
 use crate::wire::Codec;
 use crate::wire::connection::{Connection, ConnectionError, Limits};

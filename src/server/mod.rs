@@ -20,23 +20,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use log::{error, info, warn};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::transport::Stream;
+
 pub use conversation::{Conversation, INTERNAL_ERROR, SHUTDOWN_NOTICE};
 pub use raw::RawEcho;
 
 /// Longest pause after failed accepts in a row (out of file descriptors, say).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// A connection's byte stream, whatever its transport.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// What a server does with one accepted connection.
 pub trait Service: Send + Sync + 'static {

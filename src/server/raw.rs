@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::{Service, Stream};
+use super::Service;
+use crate::transport::Stream;
 
 /// The buffer of a busy connection.
 const CHUNK: usize = 8 * 1024;

@@ -2,5 +2,15 @@
 //!
 //! - [`listen`]: the listening socket, moving on to the next port when one is taken
 //!   (lab task 6).
+//!
+//! Above this layer a connection is a [`Stream`]: bytes in, bytes out, whatever carries
+//! them.
 
 pub mod listen;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A connection's byte stream, whatever its transport.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}

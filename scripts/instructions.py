@@ -4,8 +4,8 @@
     python3 scripts/instructions.py [--before OLD_NETLAB]
 
 On a shared machine, timings of the same build move by 5-10% from run to run;
-instruction counts do not (the same figure to within a few instructions, whatever else
-the machine is doing). For each codec, and for an older build if given, the echo server
+instruction counts barely do (back to back, the same figure to within a few
+instructions; hours apart, within about 2%). For each codec, and for an older build if given, the echo server
 runs under callgrind while one client sends N and then 2N 64-byte messages, pipelined 16
 at a time; the difference between the two totals, divided by N, is the cost of one
 message with start-up and shutdown cancelled out.

@@ -14,7 +14,8 @@
 //! - [`server`]: the accept loop and the conversation loop, written once for all modes.
 //! - [`store`]: the SQLite database; [`credentials`]: passwords and session tokens.
 //! - [`client`]: `netlab connect` (task 10); [`cli`]: flags and prompts (task 4);
-//!   [`logging`]: the service log (task 5); [`tools`]: admin commands and the benchmark.
+//!   [`logging`]: the service log (task 5); [`tools`]: admin commands and the benchmark;
+//!   [`text`]: client-chosen text made safe to show.
 
 pub mod cli;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod logging;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod tools;
 pub mod transport;
 pub mod wire;

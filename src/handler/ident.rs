@@ -13,6 +13,7 @@ use log::info;
 
 use super::{Handler, Peer, Reply};
 use crate::store::{self, SharedStore};
+use crate::text;
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -105,8 +106,11 @@ pub fn check_name(raw: &str) -> Result<&str, String> {
         Err(format!(
             "A name is at most {MAX_NAME_CHARS} characters, and this one has {chars}"
         ))
-    } else if name.chars().any(char::is_control) {
-        Err("A name cannot contain control characters".into())
+    } else if name.chars().any(text::is_unsafe_on_terminals) {
+        // Control, format and separator characters can rewrite what an admin's terminal
+        // shows (U+202E reverses text, U+2028 starts a line); unassigned ones may show
+        // as anything.
+        Err("A name cannot contain control, format or separator characters".into())
     } else {
         Ok(name)
     }
@@ -131,5 +135,8 @@ mod tests {
         assert!(check_name("   ").unwrap_err().contains("empty"));
         assert!(check_name("Al\u{7}ice").unwrap_err().contains("control"));
         assert!(check_name("a\nb").unwrap_err().contains("control"));
+        for spoof in ["evil\u{202E}gnp", "a\u{2028}b", "\u{FEFF}Bob", "x\u{E000}"] {
+            assert!(check_name(spoof).is_err(), "{spoof:?}");
+        }
     }
 }

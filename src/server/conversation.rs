@@ -16,8 +16,8 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use super::Service;
-use crate::transport::Stream;
 use crate::handler::{Handler, Peer, Reply};
+use crate::transport::Stream;
 use crate::wire::Codec;
 use crate::wire::connection::{Connection, ConnectionError, Limits};
 

@@ -12,6 +12,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use crate::store::{self, Store};
+use crate::text;
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -210,6 +211,13 @@ fn print_list<T: serde::Serialize>(
         return Ok(());
     }
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    // Cells hold what clients chose (names): shown escaped, never as raw control or
+    // format characters that could rearrange the table on the admin's terminal.
+    let rows = rows.map(|row| {
+        row.into_iter()
+            .map(|cell| text::escape_unsafe(&cell).into_owned())
+            .collect()
+    });
     let table: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
     let mut widths = vec![0; table[0].len()];
     for row in &table {
@@ -276,6 +284,20 @@ mod tests {
              ::1        Юлия   1970-01-01T00:01:00Z  1970-01-01T00:01:00Z  1\n\
              127.0.0.2  Alice  1970-01-01T00:00:00Z  1970-01-01T00:00:00Z  1\n"
         );
+    }
+
+    #[test]
+    fn names_that_could_spoof_the_table_are_shown_escaped() {
+        let mut store = Store::open_in_memory().unwrap();
+        // Written directly, as an older netlab or a hand edit could have.
+        store
+            .name_client("127.0.0.2".parse().unwrap(), "evil\u{202E}gnp.exe", 0)
+            .unwrap();
+        let mut out = Vec::new();
+        list_clients(&store, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("evil\\u{202e}gnp.exe"), "{text}");
+        assert!(!text.contains('\u{202E}'), "{text}");
     }
 
     #[test]

@@ -344,3 +344,27 @@ fn try_register(server: std::net::SocketAddr, source: &str, name: &str) -> Optio
     stream.send_msg(name).ok()?;
     stream.recv_msg().ok()?
 }
+
+/// Names that would rearrange what an admin's terminal shows are refused: a bidi
+/// override, a line or paragraph separator, a zero-width no-break space.
+#[test]
+fn names_with_bidi_overrides_or_separators_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&db_in(&dir), &[]);
+    for (i, spoof) in [
+        "evil\u{202E}gnp.exe",
+        "Bob\u{2028}INFO x",
+        "\u{FEFF}Carol",
+        "a\u{2029}b",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reply = register(&server, &format!("127.0.0.{}", 10 + i), spoof);
+        assert!(
+            reply.starts_with("A name cannot contain control, format or separator characters"),
+            "{spoof:?}: {reply}"
+        );
+    }
+    assert_eq!(clients_json(&db_in(&dir)), serde_json::json!([]));
+}

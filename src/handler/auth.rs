@@ -43,6 +43,8 @@ pub const ASK_PASSWORD: &str = "Password:";
 pub const REPEAT_PASSWORD: &str = "Repeat the password:";
 /// Starts the last line of a welcome that carries a new session token.
 pub const TOKEN_LINE: &str = "token: ";
+/// What a signed-in client may type besides text to echo.
+const COMMANDS: [&str; 4] = ["/whoami", "/logout", "/quit", "/help"];
 pub const HELP: &str = "Commands: /whoami, /logout (ends your session), /quit, /help. \
                         Anything else comes back.";
 pub const BUSY: &str = "The server is busy; please try again in a moment.";
@@ -169,13 +171,15 @@ impl Handler for Auth {
         }
     }
 
+    /// An allow-list, not a block-list: only text known not to be a secret is logged. A
+    /// password typed at the username prompt, or after signing in, is not.
     fn may_log(&self, state: &State, message: &str) -> bool {
         match state.phase {
+            Phase::Username => check_username(message).is_ok(),
+            Phase::SignedIn { .. } => COMMANDS.contains(&message.trim()),
             Phase::Password { .. } | Phase::NewPassword { .. } | Phase::RepeatPassword { .. } => {
                 false
             }
-            Phase::Username => !message.starts_with("/token"),
-            Phase::SignedIn { .. } => true,
         }
     }
 }
@@ -548,14 +552,24 @@ mod tests {
     async fn passwords_and_tokens_are_kept_out_of_the_log() {
         let f = fixture();
         let mut s = f.connect().await;
-        assert!(!f.auth.may_log(&s, "/token 00ff"));
+        for secret in ["/token 00ff", " /token 00ff", "my secret passphrase!", "/"] {
+            assert!(
+                !f.auth.may_log(&s, secret),
+                "{secret:?} at the username prompt"
+            );
+        }
         assert!(f.auth.may_log(&s, "dave"));
         f.say(&mut s, "dave").await;
         assert!(!f.auth.may_log(&s, "my new password"));
         f.say(&mut s, "password1").await;
         assert!(!f.auth.may_log(&s, "password1"));
         f.say(&mut s, "password1").await;
-        assert!(f.auth.may_log(&s, "hello"));
+        for command in ["/whoami", " /logout", "/help"] {
+            assert!(f.auth.may_log(&s, command), "{command:?}");
+        }
+        for secret in ["/token 00ff", "password1", "hello"] {
+            assert!(!f.auth.may_log(&s, secret), "{secret:?} once signed in");
+        }
         assert!(
             f.auth.deadline(&s).is_none(),
             "no login deadline once signed in"

@@ -347,9 +347,19 @@ fn no_password_or_token_in_the_database_the_logs_or_the_output() {
     shown += &stdout(&lab.connect(&format!("olga\nwrong-password\n{password}\n")));
     let token_line = fs::read_to_string(lab.token_file()).unwrap();
     let token = token_line.split_whitespace().nth(1).unwrap().to_owned();
+    // A signed-in client that sends its token by hand, and one that types a password
+    // at the username prompt: neither reaches the debug log.
+    let mut c = raw_client(&lab.server);
+    echo(&mut c, "olga");
+    assert!(echo(&mut c, password).starts_with("Welcome, olga!"));
+    assert!(echo(&mut c, &format!("/token {token}")).starts_with("Unknown command"));
+    assert!(echo(&mut c, &format!(" /token {token}")).starts_with("Unknown command"));
+    let mut c = raw_client(&lab.server);
+    let typed_too_soon = "Tr0ub4dor&3 secret";
+    assert!(echo(&mut c, typed_too_soon).starts_with("A username is"));
     // While the server runs (its WAL holds the latest writes), and again after it has
     // exited and SQLite has checkpointed and removed the WAL.
-    let secrets = [password, "wrong-password", token.as_str()];
+    let secrets = [password, "wrong-password", token.as_str(), typed_too_soon];
     assert_nothing_secret(lab.dir.path(), &log, &secrets, true);
     let Lab { dir, server } = lab;
     server.terminate();

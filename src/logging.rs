@@ -8,7 +8,8 @@
 //!
 //! Invariant: a server's log is its owner's alone. The server sets umask 077 before
 //! calling [`init_server`], so the log file, its rolled copies and its directory are
-//! created 0600 and 0700 whatever the configuration says; and text a client chose is
+//! created 0600 and 0700 whatever the configuration says, and an existing log file that
+//! others can read is refused; and text a client chose is
 //! logged with `{:?}`, which escapes control characters, so no client can forge a log
 //! line.
 
@@ -24,6 +25,8 @@ use log4rs::append::rolling_file::policy::compound::trigger::size::SizeTrigger;
 use log4rs::config::{Appender, Config, Deserializers, RawConfig, Root};
 use log4rs::encode::pattern::PatternEncoder;
 
+use crate::private_file;
+
 /// One line per event: time, level, message.
 pub const PATTERN: &str = "{d(%Y-%m-%dT%H:%M:%S%.3f%:z)} {l:<5} {m}{n}";
 /// The built-in log rolls over at this size and keeps this many old files.
@@ -33,8 +36,19 @@ const ROLL_KEEP: u32 = 5;
 /// Sets up a server's log: from `config` if given, else the built-in configuration.
 pub fn init_server(config: Option<&Path>) -> anyhow::Result<()> {
     let config = match config {
-        Some(path) => from_file(path)?,
-        None => built_in(&default_log_file()?)?,
+        Some(path) => {
+            let text = fs::read_to_string(path).with_context(|| {
+                format!("could not read the log configuration {}", path.display())
+            })?;
+            let files = log_files(&text);
+            private_file::refuse_exposed("the log file", files.iter().map(PathBuf::as_path))?;
+            parse(path, &text)?
+        }
+        None => {
+            let file = default_log_file()?;
+            private_file::refuse_exposed("the log file", [file.as_path()])?;
+            built_in(&file)?
+        }
     };
     log4rs::init_config(config).context("could not start logging")?;
     Ok(())
@@ -79,7 +93,27 @@ pub fn built_in(file: &Path) -> anyhow::Result<Config> {
 pub fn from_file(path: &Path) -> anyhow::Result<Config> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("could not read the log configuration {}", path.display()))?;
-    let raw: RawConfig = serde_yaml::from_str(&text)
+    parse(path, &text)
+}
+
+/// The files a log4rs configuration writes to: each appender's `path`. A file that does
+/// not parse names none; [`parse`] reports it.
+fn log_files(yaml: &str) -> Vec<PathBuf> {
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+        return Vec::new();
+    };
+    let Some(appenders) = value.get("appenders").and_then(|a| a.as_mapping()) else {
+        return Vec::new();
+    };
+    appenders
+        .values()
+        .filter_map(|appender| appender.get("path")?.as_str())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
+    let raw: RawConfig = serde_yaml::from_str(text)
         .with_context(|| format!("{} is not a valid log4rs configuration", path.display()))?;
     let (appenders, mut errors) = raw.appenders_lossy(&Deserializers::default());
     if !errors.is_empty() {
@@ -127,6 +161,14 @@ mod tests {
         .unwrap();
         let err = from_file(&yaml).unwrap_err().to_string();
         assert!(err.contains("has errors"), "{err}");
+    }
+
+    #[test]
+    fn the_files_a_configuration_writes_are_found() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("log4rs.yaml");
+        let files = log_files(&fs::read_to_string(path).unwrap());
+        assert_eq!(files, [PathBuf::from("logs/netlab.log")]);
+        assert!(log_files("not: [yaml").is_empty());
     }
 
     #[test]

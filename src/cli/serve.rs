@@ -15,11 +15,11 @@ use super::prompt;
 use super::{ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
 use crate::handler::{Auth, Echo, Handler, Ident};
-use crate::logging;
 use crate::server::{self, Conversation, RawEcho, Service};
 use crate::store::{SharedStore, Store};
 use crate::transport::listen;
 use crate::wire::{CodecKind, Framed, Lines};
+use crate::{logging, process};
 
 /// Runs the server `mode` until it is told to stop.
 pub fn run(mode: ServeMode) -> anyhow::Result<()> {
@@ -77,8 +77,8 @@ fn serve<S: Service>(
     service: impl FnOnce(&ServerArgs) -> anyhow::Result<S>,
 ) -> anyhow::Result<()> {
     args.port = prompt::port(args.port_given, args.port, true)?;
-    restrict_new_files();
-    crate::limits::raise_fd_limit();
+    process::restrict_new_files();
+    process::raise_fd_limit();
     logging::init_server(args.log_config.as_deref())?;
     let result = service(&args).and_then(|service| {
         let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
@@ -109,14 +109,4 @@ async fn listen_and_serve(args: &ServerArgs, service: impl Service) -> anyhow::R
     log::info!("listening on {addr}");
     server::serve(listener, service, args.server_config(), shutdown).await;
     Ok(())
-}
-
-/// What a server creates (its log, its database) is readable by its owner only, whatever
-/// a log configuration or SQLite would choose.
-fn restrict_new_files() {
-    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
-    // file creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
 }

@@ -9,11 +9,13 @@
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
+
+use crate::private_file;
 
 pub struct TokenFile {
     path: PathBuf,
@@ -62,14 +64,7 @@ impl TokenFile {
                 return Err(e).with_context(|| format!("could not read {}", self.path.display()));
             }
         };
-        let mode = fs::metadata(&self.path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{path} can be read by other users, so its tokens are not used \
-                 (fix with: chmod 600 {path})",
-                path = self.path.display()
-            );
-        }
+        private_file::refuse_exposed("the token file", [self.path.as_path()])?;
         Ok(text
             .lines()
             .filter_map(|line| line.split_once(' '))
@@ -118,6 +113,7 @@ impl TokenFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn tokens_are_kept_per_server_in_a_private_file() {
@@ -159,7 +155,7 @@ mod tests {
         let file = TokenFile::at(path);
         let err = file.get("127.0.0.1:9090").unwrap_err().to_string();
         assert!(
-            err.contains("can be read by other users") && err.contains("chmod 600"),
+            err.contains("can be read or written by other users") && err.contains("chmod 600"),
             "{err}"
         );
         assert!(

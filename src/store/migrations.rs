@@ -97,6 +97,9 @@ mod tests {
             .unwrap()
             .execute_batch("PRAGMA user_version = 999")
             .unwrap();
+        // Private, as netlab makes its own databases, so that only the version is wrong.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&path, private).unwrap();
         let err = format!("{:#}", Store::open(&path).err().unwrap());
         assert!(err.contains("newer than this netlab knows"), "{err}");
     }

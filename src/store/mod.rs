@@ -19,13 +19,18 @@ mod migrations;
 pub mod sessions;
 pub mod users;
 
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
 use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use rusqlite::Connection;
+
+use crate::private_file;
 
 pub use clients::Client;
 pub use sessions::{SessionLimits, SessionSummary};
@@ -42,9 +47,34 @@ impl Store {
     /// Opens the database at `path`, creating it (and its directory) if needed, and
     /// brings its schema up to date.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        // SQLite keeps the latest writes in -wal and shared state in -shm: each holds
+        // password and token hashes as much as the database itself does.
+        let companions = [suffixed(path, "-wal"), suffixed(path, "-shm")];
+        private_file::refuse_exposed(
+            "the database",
+            std::iter::once(path).chain(companions.iter().map(PathBuf::as_path)),
+        )?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .with_context(|| format!("could not create the directory {}", dir.display()))?;
+        }
+        // Created private here, whatever the umask: SQLite gives its -wal and -shm files
+        // the database's own mode.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("could not create the database {}", path.display()));
+            }
         }
         let conn = Connection::open(path)
             .with_context(|| format!("could not open the database {}", path.display()))?;
@@ -119,6 +149,13 @@ impl SharedStore {
         .await
         .context("database task failed")?
     }
+}
+
+/// `path` with `suffix` added to its file name, as SQLite names its companion files.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// The default database file: `<data dir>/netlab/netlab.db`.

@@ -80,7 +80,7 @@ pub struct Report {
 
 /// Runs the benchmark on its own runtime and returns the report.
 pub fn run(config: BenchConfig) -> anyhow::Result<Report> {
-    crate::limits::raise_fd_limit();
+    crate::process::raise_fd_limit();
     let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
     runtime.block_on(async {
         if config.hold > 0 {

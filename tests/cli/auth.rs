@@ -270,7 +270,10 @@ fn a_token_file_others_can_read_is_refused() {
     let text = stdout(&out);
     assert!(text.ends_with("signed in with your password.\n"), "{text}");
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("can be read by other users"), "{stderr}");
+    assert!(
+        stderr.contains("can be read or written by other users"),
+        "{stderr}"
+    );
 }
 
 #[test]

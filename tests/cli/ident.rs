@@ -106,7 +106,7 @@ fn bad_names_are_refused_with_the_reason_and_asked_again() {
     let reply = echo(&mut stream, "bell\u{7}");
     assert_eq!(
         reply,
-        "A name cannot contain control characters. What is your name?"
+        "A name cannot contain control, format or separator characters. What is your name?"
     );
     let reply = echo(&mut stream, "");
     assert_eq!(
@@ -367,4 +367,41 @@ fn names_with_bidi_overrides_or_separators_are_refused() {
         );
     }
     assert_eq!(clients_json(&db_in(&dir)), serde_json::json!([]));
+}
+
+/// The database holds what clients are known as, and for auth, password and token hashes:
+/// a copy others can read is refused at start-up, by the server and the admin commands.
+#[test]
+fn a_database_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    let server = start(&db, &[]);
+    register(&server, "127.0.0.2", "Dora");
+    for companion in ["-wal", "-shm"] {
+        let path = format!("{}{companion}", db.display());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
+    }
+    server.terminate();
+    assert!(server.wait().0.success());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let mut cmd = netlab();
+    cmd.args(["serve", "ident", "--port", "0", "--db"]).arg(&db);
+    let out = run_with_input(cmd, "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("can be read or written by other users (mode 0644)")
+            && stderr.contains(&format!("chmod 600 {}", db.display())),
+        "{stderr}"
+    );
+    let out = netlab()
+        .args(["clients", "list", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

@@ -152,3 +152,28 @@ fn client_is_quiet_unless_rust_log_asks() {
     );
     assert!(stderr.contains("closed the connection"), "{stderr}");
 }
+
+/// A log file that others can read is refused at start-up, as a database would be.
+#[test]
+fn a_log_file_others_can_read_is_refused_at_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("netlab/netlab.log");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    fs::write(&log, "an old line\n").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = netlab()
+        .args(["serve", "echo", "--port", "0"])
+        .env("XDG_DATA_HOME", data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "it never listened");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "netlab: the log file {path} can be read or written by other users (mode 0644), \
+             so netlab will not use it (fix with: chmod 600 {path})\n",
+            path = log.display()
+        )
+    );
+}

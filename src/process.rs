@@ -1,4 +1,4 @@
-//! Process limits a server or a load generator needs raised.
+//! Process-wide settings that servers, tools and the load generator need.
 
 /// Raises the soft limit on open files to the hard limit: each connection is a file,
 /// and the common soft default of 1024 is far below what a server should hold.
@@ -14,5 +14,15 @@ pub fn raise_fd_limit() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+/// What this process creates (a log, a database) is readable by its owner only,
+/// whatever a log configuration or SQLite would choose.
+pub fn restrict_new_files() {
+    // SAFETY: umask has no preconditions and cannot fail; it only sets this process's
+    // file creation mask.
+    unsafe {
+        libc::umask(0o077);
     }
 }

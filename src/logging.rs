@@ -13,8 +13,12 @@
 //! logged with `{:?}`, which escapes control characters, so no client can forge a log
 //! line.
 
+use std::collections::HashMap;
 use std::fs;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use log::LevelFilter;
@@ -52,6 +56,48 @@ pub fn init_server(config: Option<&Path>) -> anyhow::Result<()> {
     };
     log4rs::init_config(config).context("could not start logging")?;
     Ok(())
+}
+
+/// Lets an event be logged at most once per key (a source address, say) per interval:
+/// for what a client can repeat at will, so that it cannot flood the log.
+///
+/// It remembers at most [`Throttle::MAX_KEYS`] keys; when that many have logged within
+/// the interval, further new keys are not logged until some expire.
+pub struct Throttle<K> {
+    every: Duration,
+    last: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Hash + Eq> Throttle<K> {
+    pub const MAX_KEYS: usize = 4096;
+
+    pub fn new(every: Duration) -> Self {
+        Throttle {
+            every,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether an event for `key` may be logged now.
+    pub fn allow(&self, key: K) -> bool {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get_mut(&key) {
+            if now.duration_since(*at) < self.every {
+                return false;
+            }
+            *at = now;
+            return true;
+        }
+        if last.len() >= Self::MAX_KEYS {
+            last.retain(|_, at| now.duration_since(*at) < self.every);
+            if last.len() >= Self::MAX_KEYS {
+                return false;
+            }
+        }
+        last.insert(key, now);
+        true
+    }
 }
 
 /// Sets up stderr diagnostics for the client and admin commands.
@@ -169,6 +215,30 @@ mod tests {
         let files = log_files(&fs::read_to_string(path).unwrap());
         assert_eq!(files, [PathBuf::from("logs/netlab.log")]);
         assert!(log_files("not: [yaml").is_empty());
+    }
+
+    #[test]
+    fn a_throttle_lets_each_key_through_once_per_interval() {
+        let throttle = Throttle::new(Duration::from_millis(50));
+        assert!(throttle.allow("a"));
+        assert!(!throttle.allow("a"));
+        assert!(throttle.allow("b"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(throttle.allow("a"));
+        assert!(!throttle.allow("a"));
+    }
+
+    #[test]
+    fn a_throttle_remembers_a_bounded_number_of_keys() {
+        let throttle = Throttle::new(Duration::from_secs(60));
+        for key in 0..Throttle::<usize>::MAX_KEYS {
+            assert!(throttle.allow(key));
+        }
+        assert!(!throttle.allow(usize::MAX), "full: a new key waits");
+        assert_eq!(
+            throttle.last.lock().unwrap().len(),
+            Throttle::<usize>::MAX_KEYS
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users { action } => {
             logging::init_tool();
-            admin::users(action, &mut io::stdout().lock())
+            admin::users(action, &mut io::stdin().lock(), &mut io::stdout().lock())
         }
         Command::Sessions { action } => {
             logging::init_tool();

@@ -19,6 +19,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use clap_complete::Shell;
 
 use crate::client::ClientConfig;
+use crate::handler::auth::Registration;
 use crate::server::ServerConfig;
 use crate::tools::admin::{ClientsAction, DbArgs, SessionsAction, UsersAction};
 use crate::wire::CodecKind;
@@ -141,6 +142,14 @@ pub struct AuthArgs {
     /// A session ends this long after its password login, used or not.
     #[arg(long, env = "NETLAB_SESSION_LIFETIME", default_value = "30days", value_parser = parse_timeout)]
     pub session_lifetime: Duration,
+    /// `open`: anyone may register by choosing a free name (which tells whether a name is
+    /// taken); `closed`: only `netlab users add` creates accounts, and signing in reveals
+    /// nothing about which names exist.
+    #[arg(long, value_enum, env = "NETLAB_REGISTRATION", default_value_t = Registration::Open)]
+    pub registration: Registration,
+    /// New accounts one address may register in an hour.
+    #[arg(long, env = "NETLAB_REGISTRATIONS_PER_HOUR", default_value_t = 10)]
+    pub registrations_per_hour: u32,
 }
 
 impl AuthArgs {
@@ -154,6 +163,8 @@ impl AuthArgs {
                 idle_secs: secs(self.session_idle),
                 lifetime_secs: secs(self.session_lifetime),
             },
+            registration: self.registration,
+            registrations_per_hour: self.registrations_per_hour,
         }
     }
 }
@@ -251,6 +262,11 @@ pub struct ServerArgs {
     #[arg(long, env = "NETLAB_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Most connections one address may have open at once (an IPv6 client counts by its
+    /// /64); past it a client is told why and closed. 0: no cap. Default: 32 for ident
+    /// and auth; no cap for echo, a test server that people load from one machine.
+    #[arg(long, env = "NETLAB_MAX_PER_ADDRESS", value_name = "N")]
+    pub max_per_address: Option<u32>,
     /// Close a connection that sends no message for this long (e.g. 90s, 5m).
     #[arg(long, env = "NETLAB_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_timeout)]
     pub idle_timeout: Duration,
@@ -373,9 +389,15 @@ impl ServerArgs {
         }
     }
 
-    pub fn server_config(&self) -> ServerConfig {
+    /// The accept loop's settings; `per_address` is the mode's default cap.
+    pub fn server_config(&self, per_address: Option<u32>) -> ServerConfig {
+        let cap = match self.max_per_address.or(per_address) {
+            None | Some(0) => None,
+            Some(n) => Some(n as usize),
+        };
         ServerConfig {
             max_connections: self.max_connections as usize,
+            max_per_source: cap,
             ..ServerConfig::default()
         }
     }

@@ -15,11 +15,15 @@ use super::prompt;
 use super::{ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
 use crate::handler::{Auth, Echo, Handler, Ident};
-use crate::server::{self, Conversation, RawEcho, Service};
+use crate::server::{self, Conversation, RawEcho, ServerConfig, Service};
 use crate::store::{SharedStore, Store};
 use crate::transport::listen;
 use crate::wire::{CodecKind, Framed, Lines};
 use crate::{logging, process};
+
+/// Connections one address may have open at once, in the modes that do database and
+/// hashing work per connection (`--max-per-address`). Echo has no cap unless given.
+const PER_ADDRESS: Option<u32> = Some(32);
 
 /// Runs the server `mode` until it is told to stop.
 pub fn run(mode: ServeMode) -> anyhow::Result<()> {
@@ -27,23 +31,25 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
         ServeMode::Echo {
             server,
             codec: CodecKind::Raw,
-        } => serve(server, |args| {
+        } => serve(server, None, |args| {
             Ok(RawEcho {
                 idle_timeout: args.idle_timeout,
                 write_timeout: args.frame_timeout,
             })
         }),
-        ServeMode::Echo { server, codec } => conversation(server, codec, |_| Ok(Echo)),
-        ServeMode::Ident { server, codec, db } => conversation(server, codec.kind, |_| {
-            let store = SharedStore::new(Store::open(&db.path()?)?);
-            Ok(Ident::new(store))
-        }),
+        ServeMode::Echo { server, codec } => conversation(server, codec, None, |_| Ok(Echo)),
+        ServeMode::Ident { server, codec, db } => {
+            conversation(server, codec.kind, PER_ADDRESS, |_| {
+                let store = SharedStore::new(Store::open(&db.path()?)?);
+                Ok(Ident::new(store))
+            })
+        }
         ServeMode::Auth {
             server,
             codec,
             db,
             auth,
-        } => conversation(server, codec.kind, |_| {
+        } => conversation(server, codec.kind, PER_ADDRESS, |_| {
             let slots = auth
                 .hash_slots
                 .map_or_else(Hasher::default_slots, usize::from);
@@ -58,14 +64,15 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
 fn conversation<H: Handler>(
     args: ServerArgs,
     codec: CodecKind,
+    per_address: Option<u32>,
     handler: impl FnOnce(&ServerArgs) -> anyhow::Result<H>,
 ) -> anyhow::Result<()> {
     let limits = args.limits();
     match codec {
-        CodecKind::Framed => serve(args, |args| {
+        CodecKind::Framed => serve(args, per_address, |args| {
             Ok(Conversation::<Framed, _>::new(handler(args)?, limits))
         }),
-        CodecKind::Lines => serve(args, |args| {
+        CodecKind::Lines => serve(args, per_address, |args| {
             Ok(Conversation::<Lines, _>::new(handler(args)?, limits))
         }),
         CodecKind::Raw => anyhow::bail!("--codec raw has no messages: it is for echo only"),
@@ -74,6 +81,7 @@ fn conversation<H: Handler>(
 
 fn serve<S: Service>(
     mut args: ServerArgs,
+    per_address: Option<u32>,
     service: impl FnOnce(&ServerArgs) -> anyhow::Result<S>,
 ) -> anyhow::Result<()> {
     args.port = prompt::port(args.port_given, args.port, true)?;
@@ -82,7 +90,11 @@ fn serve<S: Service>(
     logging::init_server(args.log_config.as_deref())?;
     let result = service(&args).and_then(|service| {
         let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
-        runtime.block_on(listen_and_serve(&args, service))
+        runtime.block_on(listen_and_serve(
+            &args,
+            args.server_config(per_address),
+            service,
+        ))
     });
     if let Err(e) = &result {
         log::error!("{e:#}");
@@ -90,7 +102,11 @@ fn serve<S: Service>(
     result
 }
 
-async fn listen_and_serve(args: &ServerArgs, service: impl Service) -> anyhow::Result<()> {
+async fn listen_and_serve(
+    args: &ServerArgs,
+    config: ServerConfig,
+    service: impl Service,
+) -> anyhow::Result<()> {
     let listener = listen::bind(&args.host, args.port, args.port_retries).await?;
     // Both handlers are installed before `listening on` is printed: whoever reads that
     // line may signal at once, and a signal without a handler would kill the server
@@ -107,6 +123,6 @@ async fn listen_and_serve(args: &ServerArgs, service: impl Service) -> anyhow::R
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     log::info!("listening on {addr}");
-    server::serve(listener, service, args.server_config(), shutdown).await;
+    server::serve(listener, service, config, shutdown).await;
     Ok(())
 }

@@ -10,20 +10,27 @@
 //! with database calls too, 20 logins left 20 such buffers behind (331 MiB peak for
 //! 16 MiB hashes with 2 slots); on two dedicated threads, two.
 //!
+//! Fair between sources as well: at most one hash per source is queued or running at a
+//! time, so one address with many connections takes one slot, not all of them.
+//!
 //! `verify` takes its cost from the stored PHC string, so a stored string is checked
 //! against [`MAX_MEMORY`] and [`MAX_P`] before anything is computed: a tampered row asking
 //! for N = 2^27 would otherwise allocate 128 GiB.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use scrypt::password_hash::phc::PasswordHash;
 use scrypt::password_hash::{PasswordHasher, PasswordVerifier};
 use scrypt::{Params, Scrypt};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
+
+use crate::transport::Source;
 
 /// Shortest and longest password, in bytes.
 pub const MIN_LEN: usize = 8;
@@ -64,23 +71,24 @@ pub struct Hasher {
     queue_wait: Duration,
     /// A hash of a password nobody knows, with the current cost, for equal timing.
     dummy: Arc<String>,
+    /// A gate per source with a hash queued or running: see [`SourceTurn`].
+    sources: Arc<Mutex<Gates>>,
+    /// How long one hash takes here, a moving average in nanoseconds: what an attempt
+    /// that is refused unchecked waits instead.
+    hash_nanos: Arc<AtomicU64>,
+    /// Hashes computed, checks and new passwords alike.
+    hashes: Arc<AtomicU64>,
 }
 
 impl Hasher {
     /// A hasher with cost N = 2^`log_n` (r = 8, p = 1) and `slots` hashes at a time.
     pub fn new(log_n: u8, slots: usize) -> anyhow::Result<Hasher> {
-        let params = Params::new(log_n, Params::RECOMMENDED_R, Params::RECOMMENDED_P)
-            .map_err(|e| anyhow::anyhow!("invalid scrypt cost 2^{log_n}: {e}"))?;
-        if memory(&params) > MAX_MEMORY {
-            bail!(
-                "scrypt cost 2^{log_n} needs more than {} MiB per hash",
-                MAX_MEMORY >> 20
-            );
-        }
-        let scrypt = Scrypt::new_with_params(params);
+        let scrypt = scrypt_with_cost(log_n)?;
         let mut unknown = [0u8; 32];
         getrandom::fill(&mut unknown).context("no randomness from the operating system")?;
+        let started = Instant::now();
         let dummy = hash_with(&scrypt, &unknown)?;
+        let hash_nanos = nanos(started.elapsed());
         let slots = slots.max(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -106,6 +114,9 @@ impl Hasher {
             jobs,
             queue_wait: QUEUE_WAIT,
             dummy: Arc::new(dummy),
+            sources: Arc::default(),
+            hash_nanos: Arc::new(AtomicU64::new(hash_nanos)),
+            hashes: Arc::default(),
         })
     }
 
@@ -120,9 +131,13 @@ impl Hasher {
     }
 
     /// A PHC string for `password`, with a fresh random salt.
-    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, HashError> {
+    pub async fn hash(
+        &self,
+        password: Zeroizing<String>,
+        source: Source,
+    ) -> Result<String, HashError> {
         let scrypt = self.scrypt;
-        self.with_slot(move || Ok(hash_with(&scrypt, password.as_bytes())?))
+        self.with_slot(source, move || Ok(hash_with(&scrypt, password.as_bytes())?))
             .await
     }
 
@@ -131,38 +146,150 @@ impl Hasher {
         &self,
         password: Zeroizing<String>,
         stored: String,
+        source: Source,
     ) -> Result<Verdict, HashError> {
-        self.with_slot(move || verify_with(password.as_bytes(), &stored))
+        self.with_slot(source, move || verify_with(password.as_bytes(), &stored))
             .await
     }
 
-    /// Spends as long as a real check, and fails: for attempts that must not be told
-    /// apart from a wrong password by their timing.
-    pub async fn waste(&self, password: Zeroizing<String>) -> Result<Verdict, HashError> {
+    /// Spends as long as a real check, and fails: for a name with no account, which
+    /// must not be told apart from a wrong password by its timing.
+    pub async fn waste(
+        &self,
+        password: Zeroizing<String>,
+        source: Source,
+    ) -> Result<Verdict, HashError> {
         let dummy = String::clone(&self.dummy);
-        self.verify(password, dummy)
+        self.verify(password, dummy, source)
             .await
             .map(|_| Verdict::Mismatch)
     }
 
+    /// Waits about as long as a check takes, computing nothing: for an attempt refused
+    /// unchecked, which must cost the server no hashing yet answer in the time a wrong
+    /// password would.
+    pub async fn pause_like_a_check(&self) {
+        let nanos = self.hash_nanos.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_nanos(nanos)).await;
+    }
+
+    /// Hashes computed so far.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+
     async fn with_slot<T: Send + 'static>(
         &self,
+        source: Source,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit =
-            tokio::time::timeout(self.queue_wait, Arc::clone(&self.permits).acquire_owned())
+        let waited = tokio::time::timeout(self.queue_wait, async {
+            let turn = self.turn_of(source).await;
+            let slot = Arc::clone(&self.permits)
+                .acquire_owned()
                 .await
-                .map_err(|_| HashError::Busy)?
                 .expect("the semaphore is never closed");
+            (turn, slot)
+        });
+        let (turn, slot) = waited.await.map_err(|_| HashError::Busy)?;
         let (done, result) = tokio::sync::oneshot::channel();
+        let (hash_nanos, hashes) = (Arc::clone(&self.hash_nanos), Arc::clone(&self.hashes));
         let job: Job = Box::new(move || {
-            let _permit = permit;
-            let _ = done.send(work());
+            let started = Instant::now();
+            let outcome = work();
+            // A moving average over the last eight or so hashes.
+            let took = nanos(started.elapsed());
+            let average = hash_nanos.load(Ordering::Relaxed);
+            hash_nanos.store(average - average / 8 + took / 8, Ordering::Relaxed);
+            hashes.fetch_add(1, Ordering::Relaxed);
+            // Released before the caller hears back, so that its next hash finds them free.
+            drop((turn, slot));
+            let _ = done.send(outcome);
         });
         let lost = || HashError::Other(anyhow::anyhow!("the hashing threads have stopped"));
         self.jobs.send(job).map_err(|_| lost())?;
         result.await.map_err(|_| lost())?
     }
+
+    /// Waits until no other hash of `source` is queued or running.
+    async fn turn_of(&self, source: Source) -> SourceTurn {
+        let gate = GateUse::new(source, &self.sources);
+        let permit = Arc::clone(&gate.gate)
+            .acquire_owned()
+            .await
+            .expect("a gate is never closed");
+        SourceTurn {
+            _permit: permit,
+            _gate: gate,
+        }
+    }
+}
+
+/// Each source's gate, and how many hashes hold or wait at it.
+type Gates = HashMap<Source, (Arc<Semaphore>, usize)>;
+
+/// A source's turn to hash. Its permit is released before its gate use ends (fields drop
+/// in order), so the gate is gone only when nobody holds it or waits at it.
+struct SourceTurn {
+    _permit: OwnedSemaphorePermit,
+    _gate: GateUse,
+}
+
+/// One hash holding or waiting at its source's gate; the last one out removes the gate,
+/// so the map holds only sources with hashes in flight, even when waiters give up.
+struct GateUse {
+    gate: Arc<Semaphore>,
+    source: Source,
+    gates: Arc<Mutex<Gates>>,
+}
+
+impl GateUse {
+    fn new(source: Source, gates: &Arc<Mutex<Gates>>) -> GateUse {
+        let mut map = gates.lock().unwrap_or_else(|p| p.into_inner());
+        let (gate, users) = map
+            .entry(source)
+            .or_insert_with(|| (Arc::new(Semaphore::new(1)), 0));
+        *users += 1;
+        GateUse {
+            gate: Arc::clone(gate),
+            source,
+            gates: Arc::clone(gates),
+        }
+    }
+}
+
+impl Drop for GateUse {
+    fn drop(&mut self) {
+        let mut map = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, users)) = map.get_mut(&self.source) {
+            *users -= 1;
+            if *users == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Hashes one password here and now, outside any server: for `netlab users add`.
+pub fn hash_once(log_n: u8, password: &str) -> anyhow::Result<String> {
+    hash_with(&scrypt_with_cost(log_n)?, password.as_bytes())
+}
+
+/// scrypt with N = 2^`log_n`, r = 8, p = 1, if that fits under [`MAX_MEMORY`].
+fn scrypt_with_cost(log_n: u8) -> anyhow::Result<Scrypt> {
+    let params = Params::new(log_n, Params::RECOMMENDED_R, Params::RECOMMENDED_P)
+        .map_err(|e| anyhow::anyhow!("invalid scrypt cost 2^{log_n}: {e}"))?;
+    if memory(&params) > MAX_MEMORY {
+        bail!(
+            "scrypt cost 2^{log_n} needs more than {} MiB per hash",
+            MAX_MEMORY >> 20
+        );
+    }
+    Ok(Scrypt::new_with_params(params))
 }
 
 /// Whether a password may be chosen; the reason if not.
@@ -219,22 +346,37 @@ mod tests {
         Zeroizing::new(s.to_owned())
     }
 
+    fn source(ip: &str) -> Source {
+        Source::of(ip.parse().unwrap())
+    }
+
+    const HERE: &str = "127.0.0.2";
+
     #[tokio::test]
     async fn hash_then_verify_with_a_salt_per_hash() {
         let hasher = Hasher::new(10, 2).unwrap();
-        let a = hasher.hash(secret("correct horse")).await.unwrap();
-        let b = hasher.hash(secret("correct horse")).await.unwrap();
+        let a = hasher
+            .hash(secret("correct horse"), source(HERE))
+            .await
+            .unwrap();
+        let b = hasher
+            .hash(secret("correct horse"), source(HERE))
+            .await
+            .unwrap();
         assert!(a.starts_with("$scrypt$ln=10,r=8,p=1$"), "{a}");
         assert_ne!(a, b, "each hash has its own salt");
         assert_eq!(
             hasher
-                .verify(secret("correct horse"), a.clone())
+                .verify(secret("correct horse"), a.clone(), source(HERE))
                 .await
                 .unwrap(),
             Verdict::Match
         );
         assert_eq!(
-            hasher.verify(secret("battery"), a).await.unwrap(),
+            hasher
+                .verify(secret("battery"), a, source(HERE))
+                .await
+                .unwrap(),
             Verdict::Mismatch
         );
     }
@@ -242,7 +384,10 @@ mod tests {
     #[tokio::test]
     async fn tampered_parameters_are_refused_before_any_work() {
         let hasher = Hasher::new(10, 1).unwrap();
-        let real = hasher.hash(secret("password1")).await.unwrap();
+        let real = hasher
+            .hash(secret("password1"), source(HERE))
+            .await
+            .unwrap();
         for tampered in [
             real.replace("ln=10", "ln=27"),
             real.replace("r=8", "r=4096"),
@@ -250,7 +395,7 @@ mod tests {
         ] {
             let started = std::time::Instant::now();
             let err = hasher
-                .verify(secret("password1"), tampered)
+                .verify(secret("password1"), tampered, source(HERE))
                 .await
                 .unwrap_err();
             assert!(matches!(err, HashError::OverCeiling(_)), "{err:?}");
@@ -265,22 +410,81 @@ mod tests {
         let impatient = slow.clone().with_queue_wait(Duration::from_millis(10));
         let first = tokio::spawn({
             let slow = slow.clone();
-            async move { slow.hash(secret("first-password")).await }
+            async move { slow.hash(secret("first-password"), source(HERE)).await }
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let second = impatient.hash(secret("second-password")).await;
+        // From another source, so that what it waits for is the slot.
+        let second = impatient
+            .hash(secret("second-password"), source("127.0.0.3"))
+            .await;
         assert!(matches!(second, Err(HashError::Busy)), "{second:?}");
         assert!(first.await.unwrap().is_ok());
         // With the slot free again, hashing works.
-        assert!(impatient.hash(secret("third-password")).await.is_ok());
+        assert!(
+            impatient
+                .hash(secret("third-password"), source(HERE))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
     async fn the_dummy_check_always_fails() {
         let hasher = Hasher::new(10, 1).unwrap();
         assert_eq!(
-            hasher.waste(secret("anything")).await.unwrap(),
+            hasher
+                .waste(secret("anything"), source(HERE))
+                .await
+                .unwrap(),
             Verdict::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn one_source_hashes_one_at_a_time_while_others_go_on() {
+        // Two slots; the next hash of a busy source, or a slot, may wait only 20 ms.
+        let hasher = Hasher::new(16, 2)
+            .unwrap()
+            .with_queue_wait(Duration::from_millis(20));
+        let first = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(secret("first-password"), source(HERE)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (same, other) = tokio::join!(
+            hasher.hash(secret("second-password"), source(HERE)),
+            hasher.hash(secret("third-password"), source("127.0.0.3")),
+        );
+        assert!(matches!(same, Err(HashError::Busy)), "{same:?}");
+        assert!(
+            other.is_ok(),
+            "another source has the second slot: {other:?}"
+        );
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(hasher.hashes(), 2);
+        assert!(
+            hasher.sources.lock().unwrap().is_empty(),
+            "gates of finished sources are forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_attempt_waits_about_a_hash_computing_nothing() {
+        let hasher = Hasher::new(14, 1).unwrap();
+        let hashed = std::time::Instant::now();
+        hasher
+            .hash(secret("a-password"), source(HERE))
+            .await
+            .unwrap();
+        let hash_time = hashed.elapsed();
+        let paused = std::time::Instant::now();
+        hasher.pause_like_a_check().await;
+        let pause = paused.elapsed();
+        assert_eq!(hasher.hashes(), 1, "the pause hashed nothing");
+        // The same order of magnitude, with room for a noisy machine: not a speed test.
+        assert!(
+            pause * 10 > hash_time && pause < hash_time * 10,
+            "{pause:?} vs {hash_time:?}"
         );
     }
 

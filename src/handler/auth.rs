@@ -1,16 +1,21 @@
 //! Authentication mode (lab task 8): passwords hashed with scrypt, and session tokens
 //! that work like cookies.
 //!
-//! Invariant: no password or token is ever logged, echoed, or stored in clear. Messages
-//! that may hold one are kept out of the debug log ([`Handler::may_log`]), passwords live
-//! in zeroized buffers and only their scrypt hash is stored, and of a token only its
-//! SHA-256 is stored.
+//! Invariant: no password or token is ever logged, echoed, or stored in clear. Only text
+//! known not to be a secret reaches the log ([`Handler::may_log`] is an allow-list),
+//! passwords live in zeroized buffers and only their scrypt hash is stored, and of a
+//! token only its SHA-256 is stored.
+//!
+//! And no password is checked unless the database first admitted the attempt
+//! ([`crate::store::attempts`]): parallel guesses cannot outrun the penalties, and an
+//! attempt refused unchecked costs no hashing, only a pause as long as a check.
 //!
 //! The conversation, in order: the username (or `/token`, see docs/PROTOCOL.md); then
 //! the password of a known user, or a new password twice for a new one; then the user is
 //! signed in, and messages are echoed except for the commands in [`HELP`]. A connection
 //! that has not signed in within the login timeout is closed, and so is one that gets
-//! [`MAX_WRONG_PASSWORDS`] wrong.
+//! [`MAX_WRONG_PASSWORDS`] wrong. With closed registration an unknown name is asked for
+//! its password like a known one, and answered like a wrong password.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,23 +28,25 @@ use zeroize::Zeroizing;
 use super::{Handler, Peer, Reply};
 use crate::credentials::password::{self, HashError, Hasher, Verdict};
 use crate::credentials::session_token;
-use crate::store::{self, SessionLimits, SharedStore};
+use crate::logging::Throttle;
+use crate::store::{self, Admission, Created, Registrar, SessionLimits, SharedStore, User};
+use crate::transport::Source;
 
-pub const GREETING: &str = "netlab auth server: sign in, or choose a username to register.\n\
-                            Session tokens: /token\n\
-                            Username:";
-/// The greeting for a client that talks in plain lines (nc, telnet), which shows what is
-/// typed and cannot keep a token.
-pub const PLAIN_TEXT_GREETING: &str = "netlab auth server: sign in, or choose a username to register.\n\
-     Careful: nc and telnet show your password as you type it (netlab connect hides it).\n\
-     Username:";
+/// The greeting's first line, by registration policy.
+const OPEN_TITLE: &str = "netlab auth server: sign in, or choose a username to register.";
+const CLOSED_TITLE: &str = "netlab auth server: sign in.";
+/// The greeting line that tells a client it may present a session token.
+pub const TOKEN_CAPABILITY: &str = "Session tokens: /token";
+/// The greeting line for a client that talks in plain lines (nc, telnet), which shows
+/// what is typed and cannot keep a token.
+pub const PLAIN_TEXT_WARNING: &str =
+    "Careful: nc and telnet show your password as you type it (netlab connect hides it).";
 /// The answer to `/token` from a client that cannot keep a token.
 pub const NO_TOKENS_IN_PLAIN_TEXT: &str =
     "Session tokens need a client that keeps them (netlab connect, framed). Username:";
-/// The greeting line that tells a client it may present a session token.
-pub const TOKEN_CAPABILITY: &str = "Session tokens: /token";
 pub const ASK_USERNAME: &str = "Username:";
 pub const ASK_PASSWORD: &str = "Password:";
+pub const WRONG_PASSWORD: &str = "Wrong password. Password:";
 pub const REPEAT_PASSWORD: &str = "Repeat the password:";
 /// Starts the last line of a welcome that carries a new session token.
 pub const TOKEN_LINE: &str = "token: ";
@@ -57,10 +64,24 @@ const MAX_USERNAME: usize = 32;
 /// Unix seconds; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// Who may create an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone, by choosing a name that is free (the lab's flow). Choosing a name tells
+    /// whether it is taken, as on any site with self-registration.
+    Open,
+    /// Only an admin (`netlab users add`); signing in reveals nothing about which names
+    /// exist.
+    Closed,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct AuthConfig {
     pub login_timeout: Duration,
     pub sessions: SessionLimits,
+    pub registration: Registration,
+    /// Accounts one source may register in an hour.
+    pub registrations_per_hour: u32,
 }
 
 impl Default for AuthConfig {
@@ -71,6 +92,8 @@ impl Default for AuthConfig {
                 idle_secs: 7 * 86400,
                 lifetime_secs: 30 * 86400,
             },
+            registration: Registration::Open,
+            registrations_per_hour: 10,
         }
     }
 }
@@ -80,6 +103,8 @@ pub struct Auth {
     hasher: Hasher,
     config: AuthConfig,
     clock: Clock,
+    /// Attempts refused unchecked are logged once a minute per source.
+    refusals: Throttle<Source>,
 }
 
 impl Auth {
@@ -89,6 +114,7 @@ impl Auth {
             hasher,
             config,
             clock: Arc::new(store::now),
+            refusals: Throttle::new(Duration::from_secs(60)),
         }
     }
 
@@ -99,6 +125,7 @@ impl Auth {
 
 pub struct State {
     peer: SocketAddr,
+    source: Source,
     /// A plain-text client: no session tokens.
     plain_text: bool,
     phase: Phase,
@@ -110,6 +137,7 @@ pub struct State {
 
 enum Phase {
     Username,
+    /// A known name, or with closed registration any well-formed one.
     Password {
         name: String,
     },
@@ -133,18 +161,14 @@ impl Handler for Auth {
     async fn greet(&self, peer: &Peer) -> anyhow::Result<(State, Reply)> {
         let state = State {
             peer: peer.addr,
+            source: Source::of(peer.addr.ip()),
             plain_text: peer.plain_text,
             phase: Phase::Username,
             wrong_passwords: 0,
             wants_token: false,
             login_by: Instant::now() + self.config.login_timeout,
         };
-        let greeting = if peer.plain_text {
-            PLAIN_TEXT_GREETING
-        } else {
-            GREETING
-        };
-        Ok((state, Reply::say(greeting)))
+        Ok((state, Reply::say(self.greeting(peer.plain_text))))
     }
 
     async fn reply(&self, state: &mut State, message: String) -> anyhow::Result<Reply> {
@@ -185,6 +209,20 @@ impl Handler for Auth {
 }
 
 impl Auth {
+    /// The title, then what this client can do: keep a token, or not hide passwords.
+    pub fn greeting(&self, plain_text: bool) -> String {
+        let title = match self.config.registration {
+            Registration::Open => OPEN_TITLE,
+            Registration::Closed => CLOSED_TITLE,
+        };
+        let middle = if plain_text {
+            PLAIN_TEXT_WARNING
+        } else {
+            TOKEN_CAPABILITY
+        };
+        format!("{title}\n{middle}\n{ASK_USERNAME}")
+    }
+
     async fn username(&self, state: &mut State, message: &str) -> anyhow::Result<Reply> {
         if message.starts_with("/token") && state.plain_text {
             return Ok(Reply::say(NO_TOKENS_IN_PLAIN_TEXT));
@@ -219,12 +257,26 @@ impl Auth {
             Err(reason) => return Ok(Reply::say(format!("{reason}. {ASK_USERNAME}"))),
         };
         let lookup = name.clone();
-        match self.store.run(move |s| s.find_user(&lookup)).await? {
-            Some(user) => {
+        let known = self.store.run(move |s| s.find_user(&lookup)).await?;
+        match (known, self.config.registration) {
+            (Some(user), _) => {
                 state.phase = Phase::Password { name: user.name };
                 Ok(Reply::say(ASK_PASSWORD))
             }
-            None => {
+            // The same question as for a known name: nothing to learn from it.
+            (None, Registration::Closed) => {
+                state.phase = Phase::Password { name };
+                Ok(Reply::say(ASK_PASSWORD))
+            }
+            (None, Registration::Open) => {
+                let (source, now) = (state.source.to_string(), (self.clock)());
+                let registered = self
+                    .store
+                    .run(move |s| s.registrations_from(&source, now))
+                    .await?;
+                if registered >= i64::from(self.config.registrations_per_hour) {
+                    return Ok(Reply::say(self.over_registration_limit()));
+                }
                 let text = format!(
                     "New user {name}. Choose a password ({} to {} bytes). Password:",
                     password::MIN_LEN,
@@ -236,6 +288,14 @@ impl Auth {
         }
     }
 
+    fn over_registration_limit(&self) -> String {
+        format!(
+            "This address has registered {} accounts in the last hour, as many as it may; \
+             sign in, or try again later. {ASK_USERNAME}",
+            self.config.registrations_per_hour
+        )
+    }
+
     async fn password(
         &self,
         state: &mut State,
@@ -243,20 +303,30 @@ impl Auth {
         attempt: Zeroizing<String>,
     ) -> anyhow::Result<Reply> {
         let lookup = name.clone();
-        let Some(user) = self.store.run(move |s| s.find_user(&lookup)).await? else {
-            // Deleted while the client was typing.
-            return Ok(Reply::say(format!("No such user any more. {ASK_USERNAME}")));
-        };
-        let now = (self.clock)();
-        let locked = user.locked_until > now;
-        // A locked account is checked against a dummy hash: the reply and its timing
-        // are those of a wrong password.
-        let checked = if locked {
-            self.hasher.waste(attempt).await
-        } else {
-            self.hasher
-                .verify(attempt, user.password_hash.clone())
-                .await
+        // None: a name with no account (closed registration), or one deleted meanwhile.
+        let user: Option<User> = self.store.run(move |s| s.find_user(&lookup)).await?;
+        let (user_id, source, now) = (user.as_ref().map(|u| u.id), state.source, (self.clock)());
+        let admission = self
+            .store
+            .run(move |s| s.admit_attempt(user_id, &source.to_string(), now))
+            .await?;
+        if let Admission::Refused { until, penalty } = admission {
+            if self.refusals.allow(source) {
+                info!(
+                    "{source}: password attempts refused unchecked until {until} \
+                     ({penalty:?} penalty; logged once a minute per source)"
+                );
+            }
+            self.hasher.pause_like_a_check().await;
+            return Ok(wrong_password(state, name));
+        }
+        let checked = match &user {
+            Some(user) => {
+                self.hasher
+                    .verify(attempt, user.password_hash.clone(), source)
+                    .await
+            }
+            None => self.hasher.waste(attempt, source).await,
         };
         let verdict = match checked {
             Ok(verdict) => verdict,
@@ -267,25 +337,20 @@ impl Auth {
             }
             Err(HashError::Other(e)) => return Err(e),
         };
-        if verdict == Verdict::Match {
-            let id = user.id;
-            self.store.run(move |s| s.record_success(id)).await?;
-            info!("{}: signed in as {name:?} with a password", state.peer);
-            return self.sign_in(state, user.id, name, "Welcome").await;
+        match (verdict, user) {
+            (Verdict::Match, Some(user)) => {
+                let source = source.to_string();
+                self.store
+                    .run(move |s| s.record_success(user.id, &source))
+                    .await?;
+                info!("{}: signed in as {name:?} with a password", state.peer);
+                self.sign_in(state, user.id, name, "Welcome").await
+            }
+            _ => {
+                warn!("{}: wrong password for {name:?}", state.peer);
+                Ok(wrong_password(state, name))
+            }
         }
-        if !locked {
-            let id = user.id;
-            self.store.run(move |s| s.record_failure(id, now)).await?;
-        }
-        warn!("{}: wrong password for {name:?}", state.peer);
-        state.wrong_passwords += 1;
-        if state.wrong_passwords >= MAX_WRONG_PASSWORDS {
-            return Ok(Reply::close(
-                "Wrong password. Too many failed attempts; goodbye.",
-            ));
-        }
-        state.phase = Phase::Password { name };
-        Ok(Reply::say(format!("Wrong password. {ASK_PASSWORD}")))
     }
 
     async fn repeat_password(
@@ -299,20 +364,31 @@ impl Auth {
             state.phase = Phase::NewPassword { name };
             return Ok(Reply::say("The passwords do not match. Choose a password:"));
         }
-        let hash = match self.hasher.hash(first).await {
+        let hash = match self.hasher.hash(first, state.source).await {
             Ok(hash) => hash,
             Err(HashError::Busy) => return Ok(Reply::close(BUSY)),
             Err(e) => return Err(e.into()),
         };
-        let (now, wanted) = ((self.clock)(), name.clone());
-        let Some(user) = self
+        let (now, wanted, source) = ((self.clock)(), name.clone(), state.source.to_string());
+        let per_hour = self.config.registrations_per_hour;
+        let created = self
             .store
-            .run(move |s| s.create_user(&wanted, &hash, now))
-            .await?
-        else {
-            return Ok(Reply::say(format!(
-                "Someone registered {name} a moment ago. {ASK_USERNAME}"
-            )));
+            .run(move |s| {
+                let by = Registrar::Source {
+                    source: &source,
+                    per_hour,
+                };
+                s.create_user(&wanted, &hash, now, by)
+            })
+            .await?;
+        let user = match created {
+            Created::User(user) => user,
+            Created::Taken => {
+                return Ok(Reply::say(format!(
+                    "Someone registered {name} a moment ago. {ASK_USERNAME}"
+                )));
+            }
+            Created::OverLimit => return Ok(Reply::say(self.over_registration_limit())),
         };
         info!("{}: registered {name:?}", state.peer);
         self.sign_in(
@@ -400,6 +476,16 @@ impl Auth {
     }
 }
 
+/// The answer to a wrong password, and to an attempt refused unchecked: the same words.
+fn wrong_password(state: &mut State, name: String) -> Reply {
+    state.wrong_passwords += 1;
+    if state.wrong_passwords >= MAX_WRONG_PASSWORDS {
+        return Reply::close("Wrong password. Too many failed attempts; goodbye.");
+    }
+    state.phase = Phase::Password { name };
+    Reply::say(WRONG_PASSWORD)
+}
+
 fn new_password(state: &mut State, name: String, first: Zeroizing<String>) -> Reply {
     if let Err(reason) = password::check_new(&first) {
         state.phase = Phase::NewPassword { name };
@@ -430,32 +516,43 @@ mod tests {
     use crate::store::Store;
 
     struct Fixture {
-        auth: Auth,
+        auth: Arc<Auth>,
         time: Arc<AtomicI64>,
     }
 
-    fn fixture() -> Fixture {
+    fn fixture_with(config: AuthConfig) -> Fixture {
         let time = Arc::new(AtomicI64::new(1_000_000));
         let clock = Arc::clone(&time);
         let auth = Auth::new(
             SharedStore::new(Store::open_in_memory().unwrap()),
             Hasher::new(4, 2).unwrap(),
-            AuthConfig::default(),
+            config,
         )
         .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
-        Fixture { auth, time }
+        Fixture {
+            auth: Arc::new(auth),
+            time,
+        }
     }
 
-    fn peer() -> Peer {
+    fn fixture() -> Fixture {
+        fixture_with(AuthConfig::default())
+    }
+
+    fn peer_at(ip: &str) -> Peer {
         Peer {
-            addr: "127.0.0.2:40000".parse().unwrap(),
+            addr: SocketAddr::new(ip.parse().unwrap(), 40000),
             plain_text: false,
         }
     }
 
     impl Fixture {
+        async fn connect_from(&self, ip: &str) -> State {
+            self.auth.greet(&peer_at(ip)).await.unwrap().0
+        }
+
         async fn connect(&self) -> State {
-            self.auth.greet(&peer()).await.unwrap().0
+            self.connect_from("127.0.0.2").await
         }
 
         async fn say(&self, state: &mut State, msg: &str) -> Reply {
@@ -463,7 +560,7 @@ mod tests {
         }
 
         async fn register(&self, name: &str, password: &str) -> String {
-            let mut s = self.connect().await;
+            let mut s = self.connect_from("127.0.0.9").await;
             self.say(&mut s, "/token").await;
             self.say(&mut s, name).await;
             self.say(&mut s, password).await;
@@ -471,15 +568,25 @@ mod tests {
             welcome.rsplit_once(TOKEN_LINE).unwrap().1.to_owned()
         }
 
-        /// One password login for `name` on a new connection; the reply.
-        async fn attempt(&self, name: &str, password: &str) -> String {
-            let mut s = self.connect().await;
+        /// One password login for `name` from `ip` on a new connection; the reply.
+        async fn attempt_from(&self, ip: &str, name: &str, password: &str) -> String {
+            let mut s = self.connect_from(ip).await;
             self.say(&mut s, name).await;
             self.say(&mut s, password).await.text
         }
 
+        async fn attempt(&self, name: &str, password: &str) -> String {
+            self.attempt_from("127.0.0.2", name, password).await
+        }
+
         fn advance(&self, secs: i64) {
             self.time.fetch_add(secs, Ordering::SeqCst);
+        }
+
+        async fn failures_of(&self, name: &str) -> i64 {
+            let name = name.to_owned();
+            let user = self.auth.store.run(move |s| s.find_user(&name)).await;
+            user.unwrap().unwrap().failures
         }
     }
 
@@ -530,22 +637,179 @@ mod tests {
         f.register("carol", "password1").await;
         let attempt = |password| f.attempt("carol", password);
         for _ in 0..5 {
-            assert!(attempt("wrong-one").await.starts_with("Wrong password"));
+            assert_eq!(attempt("wrong-one").await, WRONG_PASSWORD);
         }
-        // Locked for 1 s: even the right password is "wrong", and says nothing more.
-        assert_eq!(
-            attempt("password1").await,
-            format!("Wrong password. {ASK_PASSWORD}")
-        );
+        // Waiting 1 s: even the right password is "wrong", and says nothing more.
+        assert_eq!(attempt("password1").await, WRONG_PASSWORD);
         f.advance(1);
-        assert!(attempt("wrong-two").await.starts_with("Wrong password")); // 6th: 2 s
+        assert_eq!(attempt("wrong-two").await, WRONG_PASSWORD); // 6th: 2 s
         f.advance(1);
-        assert!(attempt("password1").await.starts_with("Wrong password"));
+        assert_eq!(attempt("password1").await, WRONG_PASSWORD);
         f.advance(1);
         assert!(attempt("password1").await.starts_with("Welcome, carol!"));
         // Success resets the count.
-        assert!(attempt("wrong").await.starts_with("Wrong password"));
+        assert_eq!(attempt("wrong").await, WRONG_PASSWORD);
         assert!(attempt("password1").await.starts_with("Welcome"));
+    }
+
+    /// The race the penalties must not lose: a burst of guesses the moment a wait ends,
+    /// each on its own connection. One is checked; the rest, the right password among
+    /// them, are refused without a hash.
+    #[tokio::test]
+    async fn a_hundred_parallel_guesses_in_one_window_get_one_check() {
+        let f = fixture();
+        f.register("dora", "password1").await;
+        for _ in 0..5 {
+            assert_eq!(f.attempt("dora", "wrong-one").await, WRONG_PASSWORD);
+        }
+        f.advance(1);
+        let hashes_before = f.auth.hasher.hashes();
+        let mut states = Vec::new();
+        for _ in 0..100 {
+            let mut s = f.connect().await;
+            assert_eq!(f.say(&mut s, "dora").await.text, ASK_PASSWORD);
+            states.push(s);
+        }
+        let burst = states.into_iter().enumerate().map(|(i, mut s)| {
+            let auth = Arc::clone(&f.auth);
+            tokio::spawn(async move {
+                let guess = if i == 99 { "password1" } else { "wrong-guess" };
+                auth.reply(&mut s, guess.to_owned()).await.unwrap().text
+            })
+        });
+        let replies: Vec<String> = futures_join(burst).await;
+        assert!(replies.iter().all(|r| r == WRONG_PASSWORD), "{replies:?}");
+        assert_eq!(f.auth.hasher.hashes() - hashes_before, 1, "one real check");
+        let source_failures = f
+            .auth
+            .store
+            .run(|s| s.source_failures("127.0.0.2"))
+            .await
+            .unwrap();
+        assert_eq!(source_failures, 6, "one more recorded failure");
+    }
+
+    async fn futures_join<T: Send + 'static>(
+        tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for task in tasks.collect::<Vec<_>>() {
+            out.push(task.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_guesser_elsewhere_does_not_lock_the_owner_out() {
+        let f = fixture();
+        f.register("erin", "password1").await;
+        // Far past the account's own threshold, as fast as the guesser's penalty allows.
+        for _ in 0..40 {
+            f.attempt_from("127.0.0.2", "erin", "wrong-guess").await;
+            f.advance(900);
+        }
+        assert_eq!(f.failures_of("erin").await, 5, "the guesser's share only");
+        let owner = f.attempt_from("127.0.0.3", "erin", "password1").await;
+        assert!(owner.starts_with("Welcome, erin!"), "{owner}");
+    }
+
+    #[tokio::test]
+    async fn closed_registration_answers_unknown_names_as_known_ones() {
+        let f = fixture_with(AuthConfig {
+            registration: Registration::Closed,
+            ..AuthConfig::default()
+        });
+        let hash = f
+            .auth
+            .hasher
+            .hash(
+                Zeroizing::new("password1".into()),
+                Source::of([127, 0, 0, 1].into()),
+            )
+            .await
+            .unwrap();
+        f.auth
+            .store
+            .run(move |s| s.create_user("fred", &hash, 0, Registrar::Admin))
+            .await
+            .unwrap();
+        // From two addresses, so that neither meets the other's penalty.
+        let conversation = |name: &'static str, ip: &'static str| {
+            let f = &f;
+            async move {
+                let (mut s, greeting) = f.auth.greet(&peer_at(ip)).await.unwrap();
+                let mut said = vec![greeting.text];
+                for message in [name, "wrong-one", "wrong-two", "wrong-three"] {
+                    said.push(f.say(&mut s, message).await.text);
+                }
+                said
+            }
+        };
+        let hashes_before = f.auth.hasher.hashes();
+        let known = conversation("fred", "127.0.0.2").await;
+        let unknown = conversation("nobody", "127.0.0.3").await;
+        assert_eq!(known, unknown);
+        assert_eq!(
+            known[0],
+            format!("{CLOSED_TITLE}\n{TOKEN_CAPABILITY}\n{ASK_USERNAME}")
+        );
+        assert_eq!(known[1], ASK_PASSWORD);
+        assert_eq!(
+            f.auth.hasher.hashes() - hashes_before,
+            6,
+            "each attempt checked alike"
+        );
+        assert!(
+            f.attempt("fred", "password1")
+                .await
+                .starts_with("Welcome, fred!")
+        );
+    }
+
+    #[tokio::test]
+    async fn one_source_registers_at_most_its_limit_per_hour() {
+        let f = fixture_with(AuthConfig {
+            registrations_per_hour: 2,
+            ..AuthConfig::default()
+        });
+        let register = |name: &'static str, ip: &'static str| {
+            let f = &f;
+            async move {
+                let mut s = f.connect_from(ip).await;
+                let asked = f.say(&mut s, name).await.text;
+                if !asked.starts_with("New user") {
+                    return asked;
+                }
+                f.say(&mut s, "password1").await;
+                f.say(&mut s, "password1").await.text
+            }
+        };
+        assert!(
+            register("gus", "127.0.0.2")
+                .await
+                .starts_with("Welcome, and thank")
+        );
+        assert!(
+            register("hal", "127.0.0.2")
+                .await
+                .starts_with("Welcome, and thank")
+        );
+        let third = register("ivy", "127.0.0.2").await;
+        assert!(
+            third.starts_with("This address has registered 2 accounts"),
+            "{third}"
+        );
+        assert!(
+            register("ivy", "127.0.0.3")
+                .await
+                .starts_with("Welcome, and thank")
+        );
+        f.advance(3601);
+        assert!(
+            register("jan", "127.0.0.2")
+                .await
+                .starts_with("Welcome, and thank")
+        );
     }
 
     #[tokio::test]
@@ -588,8 +852,9 @@ mod tests {
             AuthConfig::default(),
         );
         let mut states = Vec::new();
-        for name in ["first", "second"] {
-            let mut state = auth.greet(&peer()).await.unwrap().0;
+        // From two sources: it is the one slot, not a source's turn, that is busy.
+        for (name, ip) in [("first", "127.0.0.2"), ("second", "127.0.0.3")] {
+            let mut state = auth.greet(&peer_at(ip)).await.unwrap().0;
             for answer in [name, "password1"] {
                 auth.reply(&mut state, answer.to_owned()).await.unwrap();
             }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
-pub use auth::{Auth, AuthConfig};
+pub use auth::{Auth, AuthConfig, Registration};
 pub use echo::Echo;
 pub use ident::Ident;
 

@@ -109,6 +109,14 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
             }
         }
     }
+
+    /// One message, before any handler work, then the close.
+    async fn refuse<S: Stream>(&self, stream: S, why: String) {
+        let mut conn = Connection::<S, C>::new(stream, self.limits);
+        if conn.write_message(why).await.is_ok() {
+            let _ = conn.close().await;
+        }
+    }
 }
 
 /// Queues `reply`; true when the conversation ends with it.

@@ -10,6 +10,7 @@
 //! ([`RawEcho`]). One connection's error is logged with its peer address and never
 //! reaches the loop.
 
+mod admission;
 mod conversation;
 mod raw;
 
@@ -26,7 +27,9 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::transport::Stream;
+use crate::logging::Throttle;
+use crate::transport::{Source, Stream};
+use admission::PerSource;
 
 pub use conversation::{Conversation, INTERNAL_ERROR, SHUTDOWN_NOTICE};
 pub use raw::RawEcho;
@@ -44,12 +47,22 @@ pub trait Service: Send + Sync + 'static {
         peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Tells a client it is not served, and why, as well as its protocol allows, then
+    /// closes. By default: closes without a word.
+    fn refuse<S: Stream>(&self, stream: S, why: String) -> impl Future<Output = ()> + Send {
+        let _ = why;
+        async move { drop(stream) }
+    }
 }
 
 /// Settings of the accept loop itself.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerConfig {
     pub max_connections: usize,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may have open at once;
+    /// `None`: no cap.
+    pub max_per_source: Option<usize>,
     /// After shutdown begins, how long connections get to finish before they are dropped.
     pub shutdown_grace: Duration,
 }
@@ -58,6 +71,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: 1024,
+            max_per_source: None,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -76,6 +90,8 @@ pub async fn serve<P: Service>(
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();
     let stopping = CancellationToken::new();
+    let per_source = PerSource::new(config.max_per_source);
+    let over_cap = Arc::new(Throttle::new(Duration::from_secs(60)));
     tokio::pin!(shutdown);
 
     loop {
@@ -87,12 +103,33 @@ pub async fn serve<P: Service>(
         // Small messages go out at once rather than waiting for Nagle's timer.
         let _ = stream.set_nodelay(true);
         let service = Arc::clone(&service);
+        let source = Source::of(peer.ip());
+        let slot = match per_source.admit(source) {
+            Ok(slot) => slot,
+            Err(cap) => {
+                if over_cap.allow(source) {
+                    warn!(
+                        "{source}: connection refused: {cap} already open from this \
+                         address (logged once a minute per address)"
+                    );
+                }
+                let why = format!(
+                    "error: too many connections from your address ({cap} open); \
+                     closing the connection"
+                );
+                tracker.spawn(async move {
+                    let _permit = permit;
+                    service.refuse(stream, why).await;
+                });
+                continue;
+            }
+        };
         // A token of its own: a connection waits on it between every two messages, and
         // waiting on the shared one would take one lock for every message of every
         // connection (measured: 5-8% more CPU per message at 1000 connections).
         let stopping = stopping.child_token();
         tracker.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let started = Instant::now();
             info!("{peer}: connected");
             let outcome = service.serve_connection(stream, peer, stopping).await;

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_auth.sql",
         include_str!("../../migrations/0002_auth.sql"),
     ),
+    (
+        "0003_penalties.sql",
+        include_str!("../../migrations/0003_penalties.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen, all in one transaction.

@@ -12,8 +12,10 @@
 //! runs every call on the blocking thread pool.
 //!
 //! [`Store`] owns the connection; the SQL for each kind of record lives beside it, one
-//! file each: [`clients`], [`users`], [`sessions`]; the schema is in [`migrations`].
+//! file each: [`clients`], [`users`], [`attempts`] (password attempts and their
+//! penalties), [`sessions`]; the schema is in `migrations`.
 
+pub mod attempts;
 pub mod clients;
 mod migrations;
 pub mod sessions;
@@ -32,9 +34,10 @@ use rusqlite::Connection;
 
 use crate::private_file;
 
+pub use attempts::{Admission, Penalty};
 pub use clients::Client;
 pub use sessions::{SessionLimits, SessionSummary};
-pub use users::{User, UserSummary};
+pub use users::{Created, Registrar, User, UserSummary};
 
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

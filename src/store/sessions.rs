@@ -141,6 +141,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users::Registrar;
 
     const LIMITS: SessionLimits = SessionLimits {
         idle_secs: 7 * 86400,
@@ -150,7 +151,12 @@ mod tests {
     #[test]
     fn sessions_end_when_idle_or_old_and_renew_on_use() {
         let mut store = Store::open_in_memory().unwrap();
-        let id = store.create_user("carol", "$h", 0).unwrap().unwrap().id;
+        let id = store
+            .create_user("carol", "$h", 0, Registrar::Admin)
+            .unwrap()
+            .user()
+            .unwrap()
+            .id;
         let day = 86400;
         store.create_session(id, b"idle", 0, LIMITS).unwrap();
         store.create_session(id, b"used", 0, LIMITS).unwrap();
@@ -176,7 +182,12 @@ mod tests {
     #[test]
     fn deleting_a_user_ends_its_sessions() {
         let mut store = Store::open_in_memory().unwrap();
-        let id = store.create_user("dave", "$h", 0).unwrap().unwrap().id;
+        let id = store
+            .create_user("dave", "$h", 0, Registrar::Admin)
+            .unwrap()
+            .user()
+            .unwrap()
+            .id;
         store.create_session(id, b"t1", 0, LIMITS).unwrap();
         store.create_session(id, b"t2", 0, LIMITS).unwrap();
         assert_eq!(store.list_users(0).unwrap()[0].sessions, 2);

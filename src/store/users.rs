@@ -1,15 +1,39 @@
-//! Users of the authentication server (lab task 8): names, password hashes, and the
-//! count of failed logins that slows guessing down.
+//! Users of the authentication server (lab task 8): names, password hashes, and where
+//! each account was registered from. Failed attempts are counted in [`super::attempts`].
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::Store;
 
-/// Failed logins an account may have before each further attempt must wait.
-pub const FREE_FAILURES: i64 = 5;
-/// The longest wait between attempts on one account, in seconds.
-pub const MAX_LOCK_SECS: i64 = 15 * 60;
+/// Who creates an account.
+#[derive(Clone, Copy, Debug)]
+pub enum Registrar<'a> {
+    /// `netlab users add`: no limit.
+    Admin,
+    /// A client registering itself from `source`, which may create at most `per_hour`
+    /// accounts in an hour.
+    Source { source: &'a str, per_hour: u32 },
+}
+
+/// What [`Store::create_user`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    User(User),
+    /// Someone has the name already.
+    Taken,
+    /// The source has registered as many accounts as it may this hour.
+    OverLimit,
+}
+
+impl Created {
+    pub fn user(self) -> Option<User> {
+        match self {
+            Created::User(user) => Some(user),
+            Created::Taken | Created::OverLimit => None,
+        }
+    }
+}
 
 /// A user of the authentication server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,64 +69,45 @@ impl Store {
             .optional()?)
     }
 
-    /// Creates a user; `None` if the name was taken in the meantime.
+    /// Creates a user, unless the name is taken or the registrar is over its limit: both
+    /// checked in the transaction that inserts, so parallel registrations cannot slip
+    /// past either.
     pub fn create_user(
         &mut self,
         name: &str,
         password_hash: &str,
         now: i64,
-    ) -> anyhow::Result<Option<User>> {
+        by: Registrar<'_>,
+    ) -> anyhow::Result<Created> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let source = match by {
+            Registrar::Admin => None,
+            Registrar::Source { source, per_hour } => {
+                if registrations_since(&tx, source, now - 3600)? >= i64::from(per_hour) {
+                    return Ok(Created::OverLimit);
+                }
+                Some(source)
+            }
+        };
         let user = tx
             .query_row(
-                "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO users (name, password_hash, created_at, registered_from)
+                 VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING
                  RETURNING id, name, password_hash, created_at, failures, locked_until",
-                params![name, password_hash, now],
+                params![name, password_hash, now, source],
                 user_from_row,
             )
             .optional()?;
         tx.commit()?;
-        Ok(user)
+        Ok(user.map_or(Created::Taken, Created::User))
     }
 
-    /// Counts a failed password login. From the [`FREE_FAILURES`]th failure on, no
-    /// password is checked for a while: 1 s, then twice as long after each further
-    /// failure, at most [`MAX_LOCK_SECS`]. Returns the new lock time.
-    pub fn record_failure(&mut self, user_id: i64, now: i64) -> anyhow::Result<i64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let failures: i64 = tx.query_row(
-            "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
-            [user_id],
-            |row| row.get(0),
-        )?;
-        let locked_until = match failures - FREE_FAILURES {
-            n if n < 0 => 0,
-            n => {
-                now + 1i64
-                    .checked_shl(n as u32)
-                    .map_or(MAX_LOCK_SECS, |s| s.min(MAX_LOCK_SECS))
-            }
-        };
-        tx.execute(
-            "UPDATE users SET locked_until = ?2 WHERE id = ?1",
-            params![user_id, locked_until],
-        )?;
-        tx.commit()?;
-        Ok(locked_until)
-    }
-
-    /// Clears the failure count after a successful login.
-    pub fn record_success(&mut self, user_id: i64) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE id = ?1",
-            [user_id],
-        )?;
-        Ok(())
+    /// Accounts `source` registered in the hour before `now`.
+    pub fn registrations_from(&self, source: &str, now: i64) -> anyhow::Result<i64> {
+        registrations_since(&self.conn, source, now - 3600)
     }
 
     /// Deletes a user and, with it, all of its sessions.
@@ -135,6 +140,18 @@ impl Store {
     }
 }
 
+fn registrations_since(
+    conn: &rusqlite::Connection,
+    source: &str,
+    since: i64,
+) -> anyhow::Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE registered_from = ?1 AND created_at > ?2",
+        params![source, since],
+        |row| row.get(0),
+    )?)
+}
+
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
@@ -153,23 +170,53 @@ mod tests {
     #[test]
     fn usernames_are_unique_whatever_the_case() {
         let mut store = Store::open_in_memory().unwrap();
-        assert!(store.create_user("Alice", "$h", 1).unwrap().is_some());
-        assert!(store.create_user("alice", "$h", 1).unwrap().is_none());
+        let alice = store
+            .create_user("Alice", "$h", 1, Registrar::Admin)
+            .unwrap();
+        assert!(matches!(alice, Created::User(_)));
+        assert_eq!(
+            store
+                .create_user("alice", "$h", 1, Registrar::Admin)
+                .unwrap(),
+            Created::Taken
+        );
         assert_eq!(store.find_user("ALICE").unwrap().unwrap().name, "Alice");
     }
 
     #[test]
-    fn failures_lock_an_account_for_twice_as_long_each_time() {
+    fn a_source_registers_at_most_its_limit_per_hour() {
         let mut store = Store::open_in_memory().unwrap();
-        let id = store.create_user("bob", "$h", 0).unwrap().unwrap().id;
-        let locks: Vec<i64> = (0..16)
-            .map(|_| store.record_failure(id, 1000).unwrap())
-            .collect();
-        assert_eq!(&locks[..4], &[0, 0, 0, 0], "the first four are free");
-        let waits: Vec<i64> = locks[4..].iter().map(|l| l - 1000).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]);
-        store.record_success(id).unwrap();
-        let bob = store.find_user("bob").unwrap().unwrap();
-        assert_eq!((bob.failures, bob.locked_until), (0, 0));
+        let from = |source| Registrar::Source {
+            source,
+            per_hour: 2,
+        };
+        for (i, name) in ["a", "b"].iter().enumerate() {
+            let created = store.create_user(name, "$h", 100 + i as i64, from("127.0.0.2"));
+            assert!(matches!(created.unwrap(), Created::User(_)), "{name}");
+        }
+        assert_eq!(
+            store
+                .create_user("c", "$h", 200, from("127.0.0.2"))
+                .unwrap(),
+            Created::OverLimit
+        );
+        assert!(matches!(
+            store
+                .create_user("c", "$h", 200, from("127.0.0.3"))
+                .unwrap(),
+            Created::User(_)
+        ));
+        assert!(matches!(
+            store.create_user("d", "$h", 200, Registrar::Admin).unwrap(),
+            Created::User(_)
+        ));
+        assert_eq!(store.registrations_from("127.0.0.2", 200).unwrap(), 2);
+        // An hour after the first, there is room for one more.
+        assert!(matches!(
+            store
+                .create_user("e", "$h", 3700, from("127.0.0.2"))
+                .unwrap(),
+            Created::User(_)
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! They open the database directly, while a server may be running: SQLite's locking
 //! and the store's immediate transactions keep both consistent.
 
-use std::io::Write;
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -11,7 +11,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use crate::store::{self, Store};
+use zeroize::Zeroizing;
+
+use crate::credentials::password;
+use crate::handler::auth::check_username;
+use crate::store::{self, Created, Registrar, Store};
 use crate::text;
 
 #[derive(Debug, Args)]
@@ -41,8 +45,26 @@ pub enum UsersAction {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Create a user, as `--registration closed` requires. The password is read without
+    /// echo on a terminal, twice; otherwise as one line from standard input.
+    Add {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+        /// scrypt cost of the hash: N = 2^this, as for `serve auth`.
+        #[arg(long, env = "NETLAB_SCRYPT_LOG_N", default_value_t = 17,
+              value_parser = clap::value_parser!(u8).range(1..=21))]
+        scrypt_log_n: u8,
+    },
     /// Delete a user and end all of its sessions.
     Delete {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Lift the wait that failed sign-ins put on an account (the guessing sources keep
+    /// theirs).
+    Unlock {
         name: String,
         #[command(flatten)]
         db: DbArgs,
@@ -98,15 +120,84 @@ pub fn clients(action: ClientsAction, out: &mut impl Write) -> anyhow::Result<()
 }
 
 /// `netlab users ...`
-pub fn users(action: UsersAction, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn users(
+    action: UsersAction,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match action {
         UsersAction::List { json, db } => {
             list_users(&Store::open_existing(&db.path()?)?, json, out)
         }
+        UsersAction::Add {
+            name,
+            db,
+            scrypt_log_n,
+        } => {
+            let name = check_username(&name)
+                .map_err(anyhow::Error::msg)?
+                .to_owned();
+            let password = read_new_password(&name, input)?;
+            // A new database is fine here: an admin may create users before the first
+            // start of a server with closed registration.
+            add_user(
+                &mut Store::open(&db.path()?)?,
+                &name,
+                &password,
+                scrypt_log_n,
+                out,
+            )
+        }
         UsersAction::Delete { name, db } => {
             delete_user(&mut Store::open_existing(&db.path()?)?, &name, out)
         }
+        UsersAction::Unlock { name, db } => {
+            if !Store::open_existing(&db.path()?)?.unlock_user(&name)? {
+                bail!("no user is called {name:?}");
+            }
+            writeln!(out, "unlocked {name}: failed sign-ins no longer delay it")?;
+            Ok(())
+        }
     }
+}
+
+/// `netlab users add`: hashes `password` and creates the user.
+pub fn add_user(
+    store: &mut Store,
+    name: &str,
+    password: &str,
+    scrypt_log_n: u8,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    password::check_new(password).map_err(anyhow::Error::msg)?;
+    let hash = password::hash_once(scrypt_log_n, password)?;
+    match store.create_user(name, &hash, store::now(), Registrar::Admin)? {
+        Created::User(user) => writeln!(out, "added {}", user.name)?,
+        Created::Taken | Created::OverLimit => bail!("a user called {name:?} exists already"),
+    }
+    Ok(())
+}
+
+/// A new password: typed twice without echo on a terminal, else one line of `input`.
+fn read_new_password(name: &str, input: &mut impl BufRead) -> anyhow::Result<Zeroizing<String>> {
+    if io::stdin().is_terminal() && io::stderr().is_terminal() {
+        let term = console::Term::stderr();
+        term.write_str(&format!("Password for {name}: "))?;
+        let first = Zeroizing::new(term.read_secure_line()?);
+        term.write_str("Repeat it: ")?;
+        let again = Zeroizing::new(term.read_secure_line()?);
+        if *first != *again {
+            bail!("the passwords do not match; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = Zeroizing::new(String::new());
+    if input.read_line(&mut line)? == 0 {
+        bail!("no password on standard input (one line is expected)");
+    }
+    let len = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(len);
+    Ok(line)
 }
 
 /// `netlab sessions ...`
@@ -265,6 +356,7 @@ fn timestamp(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users::Registrar;
 
     #[test]
     fn table_columns_line_up_with_wide_names() {
@@ -318,8 +410,9 @@ mod tests {
     fn session_list_never_shows_a_token_or_hash() {
         let mut store = Store::open_in_memory().unwrap();
         let id = store
-            .create_user("erin", "$scrypt$secret-hash", 0)
+            .create_user("erin", "$scrypt$secret-hash", 0, Registrar::Admin)
             .unwrap()
+            .user()
             .unwrap()
             .id;
         let limits = store::SessionLimits {

@@ -2,11 +2,15 @@
 //!
 //! - [`listen`]: the listening socket, moving on to the next port when one is taken
 //!   (lab task 6).
+//! - [`source`]: where a connection comes from, as limits and penalties count it.
 //!
 //! Above this layer a connection is a [`Stream`]: bytes in, bytes out, whatever carries
 //! them.
 
 pub mod listen;
+pub mod source;
+
+pub use source::Source;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -8,6 +8,7 @@ mod auth;
 mod bench;
 mod client;
 mod echo;
+mod guessing;
 mod ident;
 mod lines;
 mod ports;

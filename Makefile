@@ -5,7 +5,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 WITH_SERVER := NETLAB_BIN=$(BIN) scripts/with-server.sh
 
-.PHONY: build test bench bench-before tasks task3 task4 task5 task6 task7 task8 task9 task10
+.PHONY: build test bench bench-before attack tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	cargo build --quiet
@@ -33,6 +33,12 @@ bench-before:
 	python3 scripts/bench.py --no-baseline --before $(BEFORE_DIR)/target/release/netlab
 	python3 scripts/instructions.py --before $(BEFORE_DIR)/target/release/netlab
 	git worktree remove --force $(BEFORE_DIR)/src
+
+## Password guessing with 200 connections against one account, from one address and
+## from 200: checks performed, and a legitimate user's sign-in time (~3 min).
+attack:
+	cargo build --release --quiet --bin netlab
+	python3 scripts/attack.py
 
 tasks: task3 task4 task5 task6 task7 task8 task9 task10
 

@@ -142,9 +142,7 @@ pub struct AuthArgs {
     /// A session ends this long after its password login, used or not.
     #[arg(long, env = "NETLAB_SESSION_LIFETIME", default_value = "30days", value_parser = parse_timeout)]
     pub session_lifetime: Duration,
-    /// `open`: anyone may register by choosing a free name (which tells whether a name is
-    /// taken); `closed`: only `netlab users add` creates accounts, and signing in reveals
-    /// nothing about which names exist.
+    /// Who may create accounts.
     #[arg(long, value_enum, env = "NETLAB_REGISTRATION", default_value_t = Registration::Open)]
     pub registration: Registration,
     /// New accounts one address may register in an hour.

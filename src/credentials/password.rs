@@ -10,8 +10,9 @@
 //! with database calls too, 20 logins left 20 such buffers behind (331 MiB peak for
 //! 16 MiB hashes with 2 slots); on two dedicated threads, two.
 //!
-//! Fair between sources as well: at most one hash per source is queued or running at a
-//! time, so one address with many connections takes one slot, not all of them.
+//! Fair between clients as well: at most one hash per source address, and one per
+//! account, is queued or running at a time. One address with many connections takes one
+//! slot, not all of them, and so does an account guessed at from many addresses.
 //!
 //! `verify` takes its cost from the stored PHC string, so a stored string is checked
 //! against [`MAX_MEMORY`] and [`MAX_P`] before anything is computed: a tampered row asking
@@ -71,8 +72,8 @@ pub struct Hasher {
     queue_wait: Duration,
     /// A hash of a password nobody knows, with the current cost, for equal timing.
     dummy: Arc<String>,
-    /// A gate per source with a hash queued or running: see [`SourceTurn`].
-    sources: Arc<Mutex<Gates>>,
+    /// A gate per party with a hash queued or running: see [`Turn`].
+    gates: Arc<Mutex<Gates>>,
     /// How long one hash takes here, a moving average in nanoseconds: what an attempt
     /// that is refused unchecked waits instead.
     hash_nanos: Arc<AtomicU64>,
@@ -114,7 +115,7 @@ impl Hasher {
             jobs,
             queue_wait: QUEUE_WAIT,
             dummy: Arc::new(dummy),
-            sources: Arc::default(),
+            gates: Arc::default(),
             hash_nanos: Arc::new(AtomicU64::new(hash_nanos)),
             hashes: Arc::default(),
         })
@@ -137,19 +138,22 @@ impl Hasher {
         source: Source,
     ) -> Result<String, HashError> {
         let scrypt = self.scrypt;
-        self.with_slot(source, move || Ok(hash_with(&scrypt, password.as_bytes())?))
-            .await
+        let work = move || Ok(hash_with(&scrypt, password.as_bytes())?);
+        self.with_slot(&[Party::Source(source)], work).await
     }
 
-    /// Checks `password` against a stored PHC string.
+    /// Checks `password`, from `source`, against the stored PHC string of the account
+    /// `user_id`.
     pub async fn verify(
         &self,
         password: Zeroizing<String>,
         stored: String,
         source: Source,
+        user_id: i64,
     ) -> Result<Verdict, HashError> {
-        self.with_slot(source, move || verify_with(password.as_bytes(), &stored))
-            .await
+        let work = move || verify_with(password.as_bytes(), &stored);
+        let parties = [Party::Source(source), Party::Account(user_id)];
+        self.with_slot(&parties, work).await
     }
 
     /// Spends as long as a real check, and fails: for a name with no account, which
@@ -160,7 +164,8 @@ impl Hasher {
         source: Source,
     ) -> Result<Verdict, HashError> {
         let dummy = String::clone(&self.dummy);
-        self.verify(password, dummy, source)
+        let work = move || verify_with(password.as_bytes(), &dummy);
+        self.with_slot(&[Party::Source(source)], work)
             .await
             .map(|_| Verdict::Mismatch)
     }
@@ -178,13 +183,19 @@ impl Hasher {
         self.hashes.load(Ordering::Relaxed)
     }
 
+    /// Runs `work` on a hashing thread once each of `parties` has its turn (always
+    /// taken in the order given, source before account, so no two hashes can each hold
+    /// what the other waits for) and a slot is free.
     async fn with_slot<T: Send + 'static>(
         &self,
-        source: Source,
+        parties: &[Party],
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let waited = tokio::time::timeout(self.queue_wait, async {
-            let turn = self.turn_of(source).await;
+            let mut turn = Vec::with_capacity(parties.len());
+            for &party in parties {
+                turn.push(self.turn_of(party).await);
+            }
             let slot = Arc::clone(&self.permits)
                 .acquire_owned()
                 .await
@@ -211,48 +222,55 @@ impl Hasher {
         result.await.map_err(|_| lost())?
     }
 
-    /// Waits until no other hash of `source` is queued or running.
-    async fn turn_of(&self, source: Source) -> SourceTurn {
-        let gate = GateUse::new(source, &self.sources);
+    /// Waits until no other hash of `party` is queued or running.
+    async fn turn_of(&self, party: Party) -> Turn {
+        let gate = GateUse::new(party, &self.gates);
         let permit = Arc::clone(&gate.gate)
             .acquire_owned()
             .await
             .expect("a gate is never closed");
-        SourceTurn {
+        Turn {
             _permit: permit,
             _gate: gate,
         }
     }
 }
 
-/// Each source's gate, and how many hashes hold or wait at it.
-type Gates = HashMap<Source, (Arc<Semaphore>, usize)>;
+/// Whose hashes take turns: a client address, or an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Party {
+    Source(Source),
+    Account(i64),
+}
 
-/// A source's turn to hash. Its permit is released before its gate use ends (fields drop
+/// Each party's gate, and how many hashes hold or wait at it.
+type Gates = HashMap<Party, (Arc<Semaphore>, usize)>;
+
+/// A party's turn to hash. Its permit is released before its gate use ends (fields drop
 /// in order), so the gate is gone only when nobody holds it or waits at it.
-struct SourceTurn {
+struct Turn {
     _permit: OwnedSemaphorePermit,
     _gate: GateUse,
 }
 
-/// One hash holding or waiting at its source's gate; the last one out removes the gate,
-/// so the map holds only sources with hashes in flight, even when waiters give up.
+/// One hash holding or waiting at its party's gate; the last one out removes the gate,
+/// so the map holds only parties with hashes in flight, even when waiters give up.
 struct GateUse {
     gate: Arc<Semaphore>,
-    source: Source,
+    party: Party,
     gates: Arc<Mutex<Gates>>,
 }
 
 impl GateUse {
-    fn new(source: Source, gates: &Arc<Mutex<Gates>>) -> GateUse {
+    fn new(party: Party, gates: &Arc<Mutex<Gates>>) -> GateUse {
         let mut map = gates.lock().unwrap_or_else(|p| p.into_inner());
         let (gate, users) = map
-            .entry(source)
+            .entry(party)
             .or_insert_with(|| (Arc::new(Semaphore::new(1)), 0));
         *users += 1;
         GateUse {
             gate: Arc::clone(gate),
-            source,
+            party,
             gates: Arc::clone(gates),
         }
     }
@@ -261,10 +279,10 @@ impl GateUse {
 impl Drop for GateUse {
     fn drop(&mut self) {
         let mut map = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, users)) = map.get_mut(&self.source) {
+        if let Some((_, users)) = map.get_mut(&self.party) {
             *users -= 1;
             if *users == 0 {
-                map.remove(&self.source);
+                map.remove(&self.party);
             }
         }
     }
@@ -367,14 +385,14 @@ mod tests {
         assert_ne!(a, b, "each hash has its own salt");
         assert_eq!(
             hasher
-                .verify(secret("correct horse"), a.clone(), source(HERE))
+                .verify(secret("correct horse"), a.clone(), source(HERE), 1)
                 .await
                 .unwrap(),
             Verdict::Match
         );
         assert_eq!(
             hasher
-                .verify(secret("battery"), a, source(HERE))
+                .verify(secret("battery"), a, source(HERE), 1)
                 .await
                 .unwrap(),
             Verdict::Mismatch
@@ -395,7 +413,7 @@ mod tests {
         ] {
             let started = std::time::Instant::now();
             let err = hasher
-                .verify(secret("password1"), tampered, source(HERE))
+                .verify(secret("password1"), tampered, source(HERE), 1)
                 .await
                 .unwrap_err();
             assert!(matches!(err, HashError::OverCeiling(_)), "{err:?}");
@@ -463,9 +481,39 @@ mod tests {
         assert!(first.await.unwrap().is_ok());
         assert_eq!(hasher.hashes(), 2);
         assert!(
-            hasher.sources.lock().unwrap().is_empty(),
+            hasher.gates.lock().unwrap().is_empty(),
             "gates of finished sources are forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn one_account_is_checked_one_guess_at_a_time_whatever_the_sources() {
+        let hasher = Hasher::new(16, 2)
+            .unwrap()
+            .with_queue_wait(Duration::from_millis(20));
+        // Account 7's stored hash is costly, so its first check holds the account's turn.
+        let costly = hash_once(16, "password1").unwrap();
+        let stored = hash_once(4, "password1").unwrap();
+        let first = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .verify(secret("guess-1"), costly, source("10.0.0.1"), 7)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (same_account, other_account) = tokio::join!(
+            hasher.verify(secret("guess-2"), stored.clone(), source("10.0.0.2"), 7),
+            hasher.verify(secret("password1"), stored, source("10.0.0.3"), 8),
+        );
+        assert!(
+            matches!(same_account, Err(HashError::Busy)),
+            "{same_account:?}"
+        );
+        assert_eq!(other_account.unwrap(), Verdict::Match);
+        assert_eq!(first.await.unwrap().unwrap(), Verdict::Mismatch);
+        assert!(hasher.gates.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -322,9 +322,8 @@ impl Auth {
         }
         let checked = match &user {
             Some(user) => {
-                self.hasher
-                    .verify(attempt, user.password_hash.clone(), source)
-                    .await
+                let stored = user.password_hash.clone();
+                self.hasher.verify(attempt, stored, source, user.id).await
             }
             None => self.hasher.waste(attempt, source).await,
         };

@@ -74,6 +74,30 @@ fn unknown_subcommand_is_a_usage_error() {
 }
 
 #[test]
+fn help_says_which_modes_cap_connections_per_address() {
+    let out = netlab().args(["serve", "echo", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "--max-per-address <N>",
+        "[env: NETLAB_MAX_PER_ADDRESS=]",
+        "32 for ident",
+        "no cap for echo",
+    ] {
+        assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
+    }
+    let out = netlab().args(["serve", "auth", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "--registration <REGISTRATION>",
+        "- open:",
+        "- closed:",
+        "reveals nothing",
+    ] {
+        assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
+    }
+}
+
+#[test]
 fn help_names_the_log_and_port_settings() {
     let out = netlab().args(["serve", "echo", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();

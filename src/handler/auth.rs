@@ -29,7 +29,9 @@ use super::{Handler, Peer, Reply};
 use crate::credentials::password::{self, HashError, Hasher, Verdict};
 use crate::credentials::session_token;
 use crate::logging::Throttle;
-use crate::store::{self, Admission, Created, Registrar, SessionLimits, SharedStore, User};
+use crate::store::{
+    self, Admission, Created, Penalty, Registrar, SessionLimits, SharedStore, User,
+};
 use crate::transport::Source;
 
 /// The greeting's first line, by registration policy.
@@ -312,9 +314,14 @@ impl Auth {
             .await?;
         if let Admission::Refused { until, penalty } = admission {
             if self.refusals.allow(source) {
+                let what = match penalty {
+                    Penalty::Source => "this address",
+                    Penalty::Account => "the account",
+                };
                 info!(
-                    "{source}: password attempts refused unchecked until {until} \
-                     ({penalty:?} penalty; logged once a minute per source)"
+                    "{source}: password attempts on {name:?} refused unchecked: {what} \
+                     must wait {}s more (logged once a minute per address)",
+                    until - now
                 );
             }
             self.hasher.pause_like_a_check().await;

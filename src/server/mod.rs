@@ -3,7 +3,7 @@
 //! Invariant: a connection is accepted only with a permit in hand. The permit is taken
 //! before `accept`, so a full server leaves new clients in the kernel's backlog instead
 //! of accepting and dropping them, and it is released when the connection's task ends,
-//! however it ends.
+//! however it ends, or at once when the connection is refused for its source's cap.
 //!
 //! What happens on a connection is the [`Service`]'s business: messages of some codec
 //! answered by a [`Handler`](crate::handler::Handler) ([`Conversation`]), or raw bytes
@@ -36,6 +36,9 @@ pub use raw::RawEcho;
 
 /// Longest pause after failed accepts in a row (out of file descriptors, say).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Refusals (over the per-source cap) being told at once, and how long each may take.
+const MAX_REFUSALS: usize = 64;
+const REFUSAL_TIME: Duration = Duration::from_millis(250);
 
 /// What a server does with one accepted connection.
 pub trait Service: Send + Sync + 'static {
@@ -92,6 +95,7 @@ pub async fn serve<P: Service>(
     let stopping = CancellationToken::new();
     let per_source = PerSource::new(config.max_per_source);
     let over_cap = Arc::new(Throttle::new(Duration::from_secs(60)));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     tokio::pin!(shutdown);
 
     loop {
@@ -113,13 +117,20 @@ pub async fn serve<P: Service>(
                          address (logged once a minute per address)"
                     );
                 }
+                // A refused connection takes none of the server's places, so that
+                // refusals cannot crowd out the clients being served; refusals have a
+                // small budget of their own, past which the connection is just closed.
+                drop(permit);
+                let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() else {
+                    continue;
+                };
                 let why = format!(
                     "error: too many connections from your address ({cap} open); \
                      closing the connection"
                 );
                 tracker.spawn(async move {
-                    let _permit = permit;
-                    service.refuse(stream, why).await;
+                    let _refusal = refusal;
+                    let _ = timeout(REFUSAL_TIME, service.refuse(stream, why)).await;
                 });
                 continue;
             }

@@ -145,7 +145,10 @@ fn a_hundred_parallel_guesses_in_one_window_get_one_real_check() {
         6
     );
     assert!(
-        log.contains("127.0.0.2: password attempts refused unchecked"),
+        log.contains(
+            "127.0.0.2: password attempts on \"nora\" refused unchecked: \
+             this address must wait"
+        ),
         "{log}"
     );
 }
@@ -369,5 +372,26 @@ fn users_add_refuses_bad_input_and_unlock_lifts_an_account_penalty() {
     assert!(
         lab.attempt("127.0.0.7", "lee", "password-1")
             .starts_with("Welcome, lee!")
+    );
+}
+
+/// Refused connections take none of the server's places: a burst of them from one
+/// address, left open and unread, does not keep another address waiting.
+#[test]
+fn refusals_do_not_take_the_places_of_served_clients() {
+    let lab = Lab::start(&["--max-connections", "4", "--max-per-address", "2"]);
+    let _served: Vec<TcpStream> = (0..2).map(|_| lab.client("127.0.0.2")).collect();
+    let _refused: Vec<TcpStream> = (0..50)
+        .map(|_| connect_from(lab.server.addr, "127.0.0.2"))
+        .collect();
+    let started = Instant::now();
+    let mut other = connect_from(lab.server.addr, "127.0.0.3");
+    let greeting = other.recv_msg().unwrap().unwrap();
+    assert!(greeting.ends_with("Username:"), "{greeting}");
+    // Each refusal holding a place for its linger would queue this client for seconds.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "greeted after {:?}",
+        started.elapsed()
     );
 }

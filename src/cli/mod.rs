@@ -173,7 +173,7 @@ pub struct BenchArgs {
     #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
     /// Server port.
-    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090,
+    #[arg(short, long, env = "NETLAB_PORT", default_value_t = 9090,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Connections sending at once.
@@ -243,7 +243,7 @@ pub struct ServerArgs {
     #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
     /// Port to listen on; 0 lets the system choose. Asked for on a terminal when not given.
-    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090)]
+    #[arg(short, long, env = "NETLAB_PORT", default_value_t = 9090)]
     pub port: u16,
     /// When the port is in use, try up to this many following ports.
     #[arg(long, env = "NETLAB_PORT_RETRIES", default_value_t = 50)]
@@ -284,15 +284,24 @@ pub struct ConnectArgs {
     #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
     /// Server port. Asked for on a terminal when not given.
-    #[arg(long, env = "NETLAB_PORT", default_value_t = 9090,
+    #[arg(short, long, env = "NETLAB_PORT", default_value_t = 9090,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Largest message accepted or sent, in bytes.
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
           value_parser = max_frame_parser())]
     pub max_frame: u64,
-    #[command(flatten)]
-    pub codec: MessageCodecArg,
+    /// `framed`: length-prefixed messages; `lines`: a line of text per message; `raw`:
+    /// bytes as they are, both ways, like nc (for any TCP service).
+    #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = CodecKind::Framed)]
+    pub codec: CodecKind,
+    /// How long to wait for the server's greeting before giving up.
+    #[arg(long, env = "NETLAB_GREETING_TIMEOUT", default_value = "5s", value_parser = parse_timeout)]
+    pub greeting_timeout: Duration,
+    /// How long to wait for each answer, and for the server to close after the end of
+    /// input, before giving up.
+    #[arg(long, env = "NETLAB_REPLY_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub reply_timeout: Duration,
     /// Source address to connect from, so one machine can play several clients over
     /// loopback (127.0.0.2, 127.0.0.3, ...).
     #[arg(long, env = "NETLAB_BIND", value_name = "ADDR")]
@@ -406,10 +415,12 @@ impl ConnectArgs {
         ClientConfig {
             host: self.host.clone(),
             port: self.port,
-            codec: self.codec.kind,
+            codec: self.codec,
             max_frame: to_usize(self.max_frame),
             bind: self.bind,
             token_file: self.token_file.clone(),
+            greeting_timeout: self.greeting_timeout,
+            reply_timeout: self.reply_timeout,
         }
     }
 }

@@ -101,7 +101,7 @@ fn the_python_example_client_registers_and_logs_in_with_a_password() {
     let lab = Lab::start(&[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/client.py");
     let python = |input: &str| {
-        let mut cmd = Command::new("python3");
+        let mut cmd = crate::support::python3();
         cmd.args([script, "--port", &lab.server.port()]);
         stdout(&run_with_input(cmd, input))
     };

@@ -1,15 +1,13 @@
 //! The Python example client (standard library only) talks to the Rust server: the
 //! protocol document is enough to write a compatible client.
 
-use std::process::Command;
-
 use crate::support::{Server, run_with_input};
 
 #[test]
 fn python_example_client_converses_with_the_server() {
     let server = Server::start(&["echo"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/client.py");
-    let mut cmd = Command::new("python3");
+    let mut cmd = crate::support::python3();
     cmd.args([script, "--host", "127.0.0.1", "--port", &server.port()]);
     let out = run_with_input(cmd, "hello\nпривет, мир\n👋\n");
     assert!(out.status.success(), "{out:?}");
@@ -31,7 +29,7 @@ fn python_line_client_registers_over_lines() {
         .arg(data.path().join("netlab.db"));
     let server = Server::start_command(cmd);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/line_client.py");
-    let mut cmd = Command::new("python3");
+    let mut cmd = crate::support::python3();
     cmd.args([script, "--port", &server.port()]);
     let out = run_with_input(cmd, "ivan\npassword-1\npassword-1\n/whoami\nпривет\n");
     assert!(out.status.success(), "{out:?}");
@@ -41,4 +39,51 @@ fn python_line_client_registers_over_lines() {
         stdout.ends_with("You are ivan, signed in with your password.\nпривет\n"),
         "{stdout}"
     );
+}
+
+/// `netlab connect --codec raw` against a plain Python echo server: ten lines and a
+/// 1 MB line come back as sent, and the end of input half-closes, which ends both.
+#[test]
+fn raw_connect_against_a_plain_python_echo_server() {
+    use std::io::BufRead;
+    let server = "import socket\n\
+                  s = socket.create_server(('127.0.0.1', 0))\n\
+                  print(s.getsockname()[1], flush=True)\n\
+                  c, _ = s.accept()\n\
+                  while data := c.recv(65536):\n    c.sendall(data)\n\
+                  c.close()\n";
+    let mut python = crate::support::python3()
+        .args(["-c", server])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let mut input: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    input.push_str(&"y".repeat(1_000_000));
+    input.push('\n');
+    let mut cmd = crate::support::netlab();
+    cmd.args(["connect", "--codec", "raw", "--port", port.trim()]);
+    let out = run_with_input(cmd, &input);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout == input.as_bytes(), "the same bytes came back");
+    let status = crate::support::wait_with_deadline(&mut python, crate::support::PATIENCE);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server saw the half-close"
+    );
+}
+
+#[test]
+fn a_missing_python_is_named_with_what_to_do() {
+    let message = crate::support::required("netlab-no-such-python").unwrap_err();
+    assert!(
+        message.starts_with("this test needs netlab-no-such-python")
+            && message.contains("apt-get install python3")
+            && message.contains("--skip python"),
+        "{message}"
+    );
+    assert_eq!(crate::support::required("python3"), Ok(()));
 }

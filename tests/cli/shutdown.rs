@@ -8,6 +8,8 @@ use netlab::wire::frame::RecvMsg;
 
 use crate::support::{PATIENCE, Server, netlab, wait_with_deadline, with_deadline};
 
+/// The server's shutdown is a normal end for the server (exit 0), not for a client in
+/// the middle of its conversation: that one is told, and exits 1 saying why.
 #[test]
 fn sigterm_tells_connected_clients_and_exits_zero() {
     let server = Server::start(&["echo"]);
@@ -18,7 +20,7 @@ fn sigterm_tells_connected_clients_and_exits_zero() {
         .args(["connect", "--port", &server.port()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
@@ -34,7 +36,17 @@ fn sigterm_tells_connected_clients_and_exits_zero() {
     let shown = with_deadline(PATIENCE, move || lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(shown, "server is shutting down, goodbye");
     let status = wait_with_deadline(&mut client, PATIENCE).expect("client did not exit");
-    assert!(status.success(), "client: {status}");
+    assert_eq!(status.code(), Some(1), "client: {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "netlab: {} ended the conversation (its last message: \
+             \"server is shutting down, goodbye\"); the rest of the input was not sent\n",
+            server.addr
+        )
+    );
 
     let (status, rest_of_stdout, log) = server.wait();
     assert!(status.success(), "server: {status}");

@@ -11,6 +11,32 @@ use std::time::{Duration, Instant};
 
 use netlab::wire::frame::{RecvMsg, SendMsg};
 
+/// `python3`, for the tests that run the Python examples or a Python test server. Fails
+/// with a message naming what is missing, rather than "No such file or directory".
+pub fn python3() -> Command {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if let Err(message) = CHECKED.get_or_init(|| required("python3")) {
+        panic!("{message}");
+    }
+    Command::new("python3")
+}
+
+/// Whether `program` runs; if not, a message that names it and says what to do.
+pub fn required(program: &str) -> Result<(), String> {
+    match Command::new(program).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        failed => Err(format!(
+            "this test needs {program} (the examples and some test servers are Python, \
+             standard library only), and it could not be run ({}). Install it (Debian: \
+             apt-get install python3), or skip these tests: cargo test -- --skip python",
+            match failed {
+                Ok(out) => format!("it exited with {}", out.status),
+                Err(e) => e.to_string(),
+            }
+        )),
+    }
+}
+
 /// Upper bound for anything a test waits on; tests normally finish far sooner.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -2,9 +2,11 @@
 //!
 //! Servers write service messages to a log file through log4rs, configured by a
 //! log4rs.yaml file (`--log-config`) or, without one, by the built-in equivalent: a
-//! rolling file in the user's data directory. Their console shows only the `listening on`
-//! line and fatal errors. The client and the admin commands are not services: they
-//! report to stderr through env_logger, quiet unless RUST_LOG asks.
+//! rolling file in the user's data directory. Several servers may share one file, so
+//! every message starts with the server's name, `[MODE HOST:PORT]` ([`name_server`]).
+//! Their console shows only the `listening on` line, where the log is, a port move and
+//! fatal errors. The client and the admin commands are not services: they report to
+//! stderr through env_logger, quiet unless RUST_LOG asks.
 //!
 //! Invariant: a server's log is its owner's alone. The server sets umask 077 before
 //! calling [`init_server`], so the log file, its rolled copies and its directory are
@@ -17,11 +19,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use log::LevelFilter;
+use log::{LevelFilter, Log, Metadata, Record};
 use log4rs::append::rolling_file::RollingFileAppender;
 use log4rs::append::rolling_file::policy::compound::CompoundPolicy;
 use log4rs::append::rolling_file::policy::compound::roll::fixed_window::FixedWindowRoller;
@@ -38,24 +40,77 @@ const ROLL_SIZE: u64 = 10 * 1024 * 1024;
 const ROLL_KEEP: u32 = 5;
 
 /// Sets up a server's log: from `config` if given, else the built-in configuration.
-pub fn init_server(config: Option<&Path>) -> anyhow::Result<()> {
-    let config = match config {
+/// Its messages start with `[name]` until [`name_server`] says more. Returns where the
+/// log goes, for the console.
+pub fn init_server(config: Option<&Path>, name: &str) -> anyhow::Result<String> {
+    let (config, place) = match config {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| {
                 format!("could not read the log configuration {}", path.display())
             })?;
             let files = log_files(&text);
             private_file::refuse_exposed("the log file", files.iter().map(PathBuf::as_path))?;
-            parse(path, &text)?
+            let place = match files.as_slice() {
+                [] => format!("as {} says", path.display()),
+                files => {
+                    let files: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+                    files.join(", ")
+                }
+            };
+            (parse(path, &text)?, place)
         }
         None => {
             let file = default_log_file()?;
             private_file::refuse_exposed("the log file", [file.as_path()])?;
-            built_in(&file)?
+            (built_in(&file)?, file.display().to_string())
         }
     };
-    log4rs::init_config(config).context("could not start logging")?;
-    Ok(())
+    name_server(name);
+    let logger = log4rs::Logger::new(config);
+    let level = logger.max_log_level();
+    log::set_boxed_logger(Box::new(Named(logger))).context("could not start logging")?;
+    log::set_max_level(level);
+    Ok(place)
+}
+
+/// The name in front of every service-log message: the mode until the server has
+/// bound, then `MODE HOST:PORT`.
+static SERVER_NAME: RwLock<String> = RwLock::new(String::new());
+
+/// Names the server in every log message from now on.
+pub fn name_server(name: &str) {
+    let mut current = SERVER_NAME.write().unwrap_or_else(|p| p.into_inner());
+    name.clone_into(&mut current);
+}
+
+/// A logger that puts the server's name in front of each message, whatever the
+/// configuration's pattern: a shared log file stays readable with any log4rs.yaml.
+struct Named<L>(L);
+
+impl<L: Log> Log for Named<L> {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        let name = SERVER_NAME.read().unwrap_or_else(|p| p.into_inner());
+        self.0.log(
+            &Record::builder()
+                .metadata(record.metadata().clone())
+                .args(format_args!("[{}] {}", name, record.args()))
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// Lets an event be logged at most once per key (a source address, say) per interval:
@@ -158,15 +213,37 @@ fn log_files(yaml: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Opens (creating it and its directory if need be) a log file, as its appender will.
+fn open_for_append(file: &Path) -> anyhow::Result<()> {
+    let could_not = || format!("could not open the log file {}", file.display());
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(could_not)?;
+    }
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+        .with_context(could_not)?;
+    Ok(())
+}
+
 fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
     let raw: RawConfig = serde_yaml::from_str(text)
         .with_context(|| format!("{} is not a valid log4rs configuration", path.display()))?;
-    let (appenders, mut errors) = raw.appenders_lossy(&Deserializers::default());
+    // The usual reason an appender cannot be built, said plainly.
+    for file in log_files(text) {
+        open_for_append(&file)?;
+    }
+    let (appenders, errors) = raw.appenders_lossy(&Deserializers::default());
     if !errors.is_empty() {
-        errors.handle();
+        // Said here, on one line, rather than by `errors.handle()`, which prints to
+        // stderr itself and leaves the caller with nothing to report.
+        let errors = errors.to_string();
+        let errors: Vec<&str> = errors.split_whitespace().collect();
         bail!(
-            "the log configuration {} has errors (shown above)",
-            path.display()
+            "the log configuration {} has {}",
+            path.display(),
+            errors.join(" ")
         );
     }
     Config::builder()
@@ -205,8 +282,26 @@ mod tests {
              root:\n  level: info\n  appenders: [file]\n",
         )
         .unwrap();
-        let err = from_file(&yaml).unwrap_err().to_string();
-        assert!(err.contains("has errors"), "{err}");
+        let err = format!("{:#}", from_file(&yaml).unwrap_err());
+        assert!(
+            err.starts_with("could not open the log file /proc/no/such/dir/x.log: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_appender_that_cannot_be_built_is_reported_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("kind.yaml");
+        fs::write(
+            &yaml,
+            "appenders:\n  out:\n    kind: no_such_kind\nroot:\n  appenders: [out]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", from_file(&yaml).unwrap_err());
+        assert!(err.contains("has errors deserializing appenders"), "{err}");
+        assert!(err.contains("no_such_kind"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -101,6 +101,15 @@ pub enum ServeMode {
 }
 
 impl ServeMode {
+    /// The mode's name, as typed after `netlab serve`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServeMode::Echo { .. } => "echo",
+            ServeMode::Ident { .. } => "ident",
+            ServeMode::Auth { .. } => "auth",
+        }
+    }
+
     pub fn server_args_mut(&mut self) -> &mut ServerArgs {
         match self {
             ServeMode::Echo { server, .. }

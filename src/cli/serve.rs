@@ -1,9 +1,10 @@
 //! `netlab serve MODE`: from the flags to a running server.
 //!
-//! In order: ask for the port if needed, make new files private, start the service log,
-//! set the mode up (its database, its hashing threads), bind, print `listening on ADDR`
-//! as the first line of stdout, and serve until Ctrl-C or SIGTERM. A fatal error goes to
-//! the log as well as to stderr.
+//! In order: ask for the port if needed, make new files private, start the service log
+//! (and say on stderr where it is), set the mode up (its database, its hashing threads),
+//! bind, print `listening on ADDR` as the first line of stdout (and on stderr, a move to
+//! another port), and serve until Ctrl-C or SIGTERM. A fatal error goes to the log as
+//! well as to stderr.
 //!
 //! This is the one place where a codec meets a handler: adding a codec means one more
 //! arm in [`conversation`].
@@ -27,19 +28,20 @@ const PER_ADDRESS: Option<u32> = Some(32);
 
 /// Runs the server `mode` until it is told to stop.
 pub fn run(mode: ServeMode) -> anyhow::Result<()> {
+    let name = mode.name();
     match mode {
         ServeMode::Echo {
             server,
             codec: CodecKind::Raw,
-        } => serve(server, None, |args| {
+        } => serve(name, server, None, |args| {
             Ok(RawEcho {
                 idle_timeout: args.idle_timeout,
                 write_timeout: args.frame_timeout,
             })
         }),
-        ServeMode::Echo { server, codec } => conversation(server, codec, None, |_| Ok(Echo)),
+        ServeMode::Echo { server, codec } => conversation(name, server, codec, None, |_| Ok(Echo)),
         ServeMode::Ident { server, codec, db } => {
-            conversation(server, codec.kind, PER_ADDRESS, |_| {
+            conversation(name, server, codec.kind, PER_ADDRESS, |_| {
                 let store = SharedStore::new(Store::open(&db.path()?)?);
                 Ok(Ident::new(store))
             })
@@ -49,7 +51,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             codec,
             db,
             auth,
-        } => conversation(server, codec.kind, PER_ADDRESS, |_| {
+        } => conversation(name, server, codec.kind, PER_ADDRESS, |_| {
             let slots = auth
                 .hash_slots
                 .map_or_else(Hasher::default_slots, usize::from);
@@ -62,6 +64,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
 
 /// Serves a handler in messages of `codec`.
 fn conversation<H: Handler>(
+    name: &str,
     args: ServerArgs,
     codec: CodecKind,
     per_address: Option<u32>,
@@ -69,10 +72,10 @@ fn conversation<H: Handler>(
 ) -> anyhow::Result<()> {
     let limits = args.limits();
     match codec {
-        CodecKind::Framed => serve(args, per_address, |args| {
+        CodecKind::Framed => serve(name, args, per_address, |args| {
             Ok(Conversation::<Framed, _>::new(handler(args)?, limits))
         }),
-        CodecKind::Lines => serve(args, per_address, |args| {
+        CodecKind::Lines => serve(name, args, per_address, |args| {
             Ok(Conversation::<Lines, _>::new(handler(args)?, limits))
         }),
         CodecKind::Raw => anyhow::bail!("--codec raw has no messages: it is for echo only"),
@@ -80,6 +83,7 @@ fn conversation<H: Handler>(
 }
 
 fn serve<S: Service>(
+    name: &str,
     mut args: ServerArgs,
     per_address: Option<u32>,
     service: impl FnOnce(&ServerArgs) -> anyhow::Result<S>,
@@ -87,10 +91,13 @@ fn serve<S: Service>(
     args.port = prompt::port(args.port_given, args.port, true)?;
     process::restrict_new_files();
     process::raise_fd_limit();
-    logging::init_server(args.log_config.as_deref())?;
+    let log = logging::init_server(args.log_config.as_deref(), name)?;
+    // Said once, so that whoever started the server knows where to look.
+    eprintln!("netlab: service log: {log}");
     let result = service(&args).and_then(|service| {
         let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
         runtime.block_on(listen_and_serve(
+            name,
             &args,
             args.server_config(per_address),
             service,
@@ -103,6 +110,7 @@ fn serve<S: Service>(
 }
 
 async fn listen_and_serve(
+    name: &str,
     args: &ServerArgs,
     config: ServerConfig,
     service: impl Service,
@@ -121,8 +129,16 @@ async fn listen_and_serve(
         }
     };
     let addr = listener.local_addr()?;
+    logging::name_server(&format!("{name} {addr}"));
+    if args.port != 0 && addr.port() != args.port {
+        eprintln!(
+            "netlab: port {} is in use; listening on {} instead",
+            args.port,
+            addr.port()
+        );
+    }
     println!("listening on {addr}");
-    log::info!("listening on {addr}");
+    log::info!("listening on {addr} (pid {})", std::process::id());
     server::serve(listener, service, config, shutdown).await;
     Ok(())
 }

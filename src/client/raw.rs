@@ -7,6 +7,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use anyhow::Context;
@@ -14,10 +16,17 @@ use anyhow::Context;
 pub fn run(stream: TcpStream) -> anyhow::Result<()> {
     let server = stream.peer_addr()?;
     let mut to_server = stream.try_clone()?;
-    let sender = thread::spawn(move || {
-        let sent = io::copy(&mut io::stdin().lock(), &mut to_server);
-        let _ = to_server.shutdown(Shutdown::Write);
-        sent
+    let input_ended = Arc::new(AtomicBool::new(false));
+    let sender = thread::spawn({
+        let input_ended = Arc::clone(&input_ended);
+        move || {
+            let sent = io::copy(&mut io::stdin().lock(), &mut to_server);
+            // Set before the half-close, since a server may answer that at once by
+            // closing: its close must then be seen as the normal end.
+            input_ended.store(sent.is_ok(), Ordering::SeqCst);
+            let _ = to_server.shutdown(Shutdown::Write);
+            sent
+        }
     });
     let mut from_server = stream;
     let mut out = io::stdout().lock();
@@ -32,7 +41,7 @@ pub fn run(stream: TcpStream) -> anyhow::Result<()> {
         out.write_all(&buf[..n])?;
         out.flush()?;
     }
-    if !sender.is_finished() {
+    if !input_ended.load(Ordering::SeqCst) && !sender.is_finished() {
         anyhow::bail!("{server} closed the connection before the end of input");
     }
     match sender.join() {

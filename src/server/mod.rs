@@ -167,7 +167,7 @@ pub async fn serve<P: Service>(
             humantime::format_duration(config.shutdown_grace)
         );
     }
-    info!("stopped");
+    info!("stopped (pid {})", std::process::id());
 }
 
 /// Waits for a free permit, then for a connection. Errors that concern one connection

@@ -32,12 +32,20 @@ pub async fn bind(host: &str, port: u16, retries: u16) -> anyhow::Result<TcpList
                     0 => String::new(),
                     n => format!(" (and {n} ports before it were in use)"),
                 };
-                return Err(e)
-                    .with_context(|| format!("could not listen on {host}:{candidate}{tried}"));
+                let hint = hint(e.kind(), candidate).unwrap_or_default();
+                return Err(e).with_context(|| {
+                    format!("could not listen on {host}:{candidate}{tried}{hint}")
+                });
             }
         }
     }
     bail!("no port to try")
+}
+
+/// What to do about a bind error, when there is something obvious.
+fn hint(kind: io::ErrorKind, port: u16) -> Option<&'static str> {
+    (kind == io::ErrorKind::PermissionDenied && port < 1024)
+        .then_some(" (ports below 1024 need administrator rights; choose one from 1024 up)")
 }
 
 /// Binds the first of `addrs` that accepts `port`. A host with several addresses (an
@@ -59,6 +67,14 @@ async fn bind_any(addrs: &[SocketAddr], port: u16) -> io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_privileged_port_refused_gets_a_hint() {
+        let said = hint(io::ErrorKind::PermissionDenied, 80).unwrap();
+        assert!(said.contains("below 1024"), "{said}");
+        assert_eq!(hint(io::ErrorKind::PermissionDenied, 8080), None);
+        assert_eq!(hint(io::ErrorKind::AddrInUse, 80), None);
+    }
 
     #[tokio::test]
     async fn moves_past_a_taken_port() {

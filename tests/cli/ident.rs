@@ -392,9 +392,10 @@ fn a_database_others_can_read_is_refused() {
     let out = run_with_input(cmd, "");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let error = stderr.lines().last().unwrap_or_default();
+    assert!(error.starts_with("netlab: the database"), "{stderr}");
     assert!(
-        stderr.contains("can be read or written by other users (mode 0644)")
+        error.contains("can be read or written by other users (mode 0644)")
             && stderr.contains(&format!("chmod 600 {}", db.display())),
         "{stderr}"
     );

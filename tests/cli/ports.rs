@@ -17,12 +17,26 @@ fn a_taken_port_makes_the_server_move_on_and_say_where() {
         got > taken && got <= taken.saturating_add(50),
         "{taken} -> {got}"
     );
+    // Whoever started it is told, not just the log.
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "netlab: port {taken} is in use; listening on {got} instead\n"
+        )),
+        "{stderr}"
+    );
     drop(server.client());
     let log = server.wait_for_log(&format!("port {taken} is in use; trying {}", taken + 1));
     assert!(
         log.contains(&format!("listening on 127.0.0.1:{got}")),
         "{log}"
     );
+}
+
+#[test]
+fn a_free_port_is_not_announced_as_a_move() {
+    let server = Server::start(&["echo"]);
+    assert!(!server.stderr().contains("in use"), "{}", server.stderr());
 }
 
 #[test]
@@ -41,11 +55,16 @@ fn with_no_retries_a_taken_port_is_an_error() {
         ]);
     let out = run_with_input(cmd, "");
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
-        String::from_utf8(out.stderr).unwrap(),
-        format!(
-            "netlab: could not listen on 127.0.0.1:{taken}: Address already in use (os error 98)\n"
-        )
+        stderr.lines().last(),
+        Some(
+            format!(
+                "netlab: could not listen on 127.0.0.1:{taken}: Address already in use (os error 98)"
+            )
+            .as_str()
+        ),
+        "{stderr}"
     );
 }
 
@@ -68,8 +87,10 @@ fn an_address_not_on_this_machine_fails_at_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();
+    let (log_line, error) = stderr.split_once('\n').unwrap();
+    assert!(log_line.starts_with("netlab: service log: "), "{stderr}");
     assert!(
-        stderr.starts_with(
+        error.starts_with(
             "netlab: could not listen on 192.0.2.1:9090: Cannot assign requested address"
         ),
         "{stderr}"
@@ -77,7 +98,7 @@ fn an_address_not_on_this_machine_fails_at_once() {
     // The fatal error is in the log too.
     let log = std::fs::read_to_string(data.path().join("netlab/netlab.log")).unwrap();
     assert!(
-        log.contains("ERROR could not listen on 192.0.2.1:9090"),
+        log.contains("ERROR [echo] could not listen on 192.0.2.1:9090"),
         "{log}"
     );
 }

@@ -67,8 +67,18 @@ fn raw_connect_against_a_plain_python_echo_server() {
     let mut cmd = crate::support::netlab();
     cmd.args(["connect", "--codec", "raw", "--port", port.trim()]);
     let out = run_with_input(cmd, &input);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(out.stdout == input.as_bytes(), "the same bytes came back");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == input.as_bytes(),
+        "the same bytes came back ({} of {})",
+        out.stdout.len(),
+        input.len()
+    );
     let status = crate::support::wait_with_deadline(&mut python, crate::support::PATIENCE);
     assert!(
         status.is_some_and(|s| s.success()),

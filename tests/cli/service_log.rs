@@ -20,10 +20,17 @@ fn built_in_log_records_connections_privately_and_console_stays_quiet() {
     drop(client);
 
     let log = server.wait_for_log(&format!("{client_addr}: closed after"));
+    let pid = server.child.id();
+    let name = format!("[echo {}]", server.addr);
     assert!(
-        log.contains(&format!("INFO  listening on {}", server.addr)),
+        log.contains(&format!(
+            "INFO  {name} listening on {} (pid {pid})",
+            server.addr
+        )),
         "{log}"
     );
+    // Every line names the server: several may share this file.
+    assert!(log.lines().all(|line| line.contains(" [echo")), "{log}");
     assert!(log.contains(&format!("{client_addr}: connected")), "{log}");
     assert!(
         !log.contains("a private message"),
@@ -33,13 +40,20 @@ fn built_in_log_records_connections_privately_and_console_stays_quiet() {
     let path = server.log_path();
     assert_eq!(mode(&path), 0o600, "log file mode");
     assert_eq!(mode(path.parent().unwrap()), 0o700, "log directory mode");
-    assert_eq!(server.stderr(), "", "the console shows only fatal errors");
+    assert_eq!(
+        server.stderr(),
+        format!("netlab: service log: {}\n", path.display()),
+        "the console says where the log is, and nothing else"
+    );
 
     server.terminate();
     let (status, rest_of_stdout, log) = server.wait();
     assert!(status.success());
     assert_eq!(rest_of_stdout, "", "stdout holds only the listening line");
-    assert!(log.contains("INFO  stopped"), "{log}");
+    assert!(
+        log.contains(&format!("INFO  {name} stopped (pid {pid})")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -175,5 +189,52 @@ fn a_log_file_others_can_read_is_refused_at_start_up() {
              so netlab will not use it (fix with: chmod 600 {path})\n",
             path = log.display()
         )
+    );
+}
+
+#[test]
+fn servers_sharing_a_log_file_can_be_told_apart() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |mode: &str| {
+        let mut cmd = netlab();
+        cmd.env("XDG_DATA_HOME", data.path())
+            .args(["serve", mode, "--port", "0"]);
+        if mode != "echo" {
+            cmd.args(["--db", &data.path().join("db").to_string_lossy()]);
+        }
+        Server::start_command(cmd)
+    };
+    let echo_server = start("echo");
+    let ident_server = start("ident");
+    let from_echo = echo_server.client().local_addr().unwrap();
+    let from_ident = ident_server.client().local_addr().unwrap();
+
+    let file = data.path().join("netlab/netlab.log");
+    let ends = [from_echo, from_ident].map(|c| format!("{c}: closed after"));
+    let started = std::time::Instant::now();
+    let log = loop {
+        let log = fs::read_to_string(&file).unwrap_or_default();
+        if ends.iter().all(|end| log.contains(end)) {
+            break log;
+        }
+        assert!(
+            started.elapsed() < crate::support::PATIENCE,
+            "not both connections in the log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let line_of = |client: std::net::SocketAddr| {
+        log.lines()
+            .find(|l| l.contains(&format!("{client}: connected")))
+            .unwrap_or_else(|| panic!("no connection line for {client}:\n{log}"))
+            .to_owned()
+    };
+    assert!(
+        line_of(from_echo).contains(&format!("[echo {}]", echo_server.addr)),
+        "{log}"
+    );
+    assert!(
+        line_of(from_ident).contains(&format!("[ident {}]", ident_server.addr)),
+        "{log}"
     );
 }

@@ -40,6 +40,10 @@ pub fn required(program: &str) -> Result<(), String> {
 /// Upper bound for anything a test waits on; tests normally finish far sooner.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The data directory of every netlab a test starts, unless it names its own: a server
+/// started without one must not write the developer's own log.
+const SHARED_DATA: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-data");
+
 pub fn netlab() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netlab"));
     // Settings from the developer's shell must not leak into tests.
@@ -48,6 +52,7 @@ pub fn netlab() -> Command {
             cmd.env_remove(key);
         }
     }
+    cmd.env("XDG_DATA_HOME", SHARED_DATA);
     cmd
 }
 
@@ -72,7 +77,10 @@ impl Server {
     pub fn start_command(mut cmd: Command) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
-        if !cmd.get_envs().any(|(k, _)| k == "XDG_DATA_HOME") {
+        let own_data = cmd
+            .get_envs()
+            .any(|(k, v)| k == "XDG_DATA_HOME" && v != Some(SHARED_DATA.as_ref()));
+        if !own_data {
             cmd.env("XDG_DATA_HOME", dir.path().join("data"));
         }
         let mut child = cmd

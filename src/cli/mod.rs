@@ -9,6 +9,7 @@
 pub mod prompt;
 pub mod serve;
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -186,36 +187,40 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Connections sending at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "NETLAB_BENCH_CONNS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub conns: u32,
     /// Bytes per message.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    #[arg(long, env = "NETLAB_BENCH_SIZE", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub size: u32,
     /// Messages in flight per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "NETLAB_BENCH_PIPELINE", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub pipeline: u32,
     /// How long to measure, after the warm-up.
-    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    #[arg(long, env = "NETLAB_BENCH_DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub duration: Duration,
     /// How long to run before measuring.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "NETLAB_BENCH_WARMUP", default_value = "1s",
+          value_parser = humantime::parse_duration)]
     pub warmup: Duration,
     /// `framed`: 4-byte length headers; `lines`: a line per message; `raw`: bytes only
     /// (for `serve echo --codec raw`).
-    #[arg(long, value_enum, default_value_t = CodecKind::Framed)]
+    #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = CodecKind::Framed)]
     pub codec: CodecKind,
     /// The server does not send a greeting (a bare codec server, such as the baseline).
-    #[arg(long)]
+    #[arg(long, env = "NETLAB_BENCH_NO_GREETING")]
     pub no_greeting: bool,
     /// Instead of load: open this many idle connections, hold them for the duration,
     /// then check that each still echoes.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "NETLAB_BENCH_HOLD", default_value_t = 0)]
     pub hold: u32,
     /// Report the CPU time this server process spends per message (it must run here).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, env = "NETLAB_BENCH_SERVER_PID", value_name = "PID")]
     pub server_pid: Option<u32>,
     /// One JSON line instead of the table, for scripts.
-    #[arg(long)]
+    #[arg(long, env = "NETLAB_JSON")]
     pub json: bool,
 }
 
@@ -329,7 +334,13 @@ impl Cli {
     /// Parses the command line (exiting with status 2 on a usage error) and records which
     /// of host and port the user gave.
     pub fn parse_and_mark() -> Cli {
-        let matches = Cli::command().get_matches();
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let matches = Cli::command()
+            .try_get_matches_from(&args)
+            .unwrap_or_else(|mut e| {
+                name_the_variable(&mut e, &args, |name| std::env::var_os(name).is_some());
+                e.exit()
+            });
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         let leaf = innermost(&matches);
         let given = |id: &str| {
@@ -350,6 +361,58 @@ impl Cli {
         }
         cli
     }
+}
+
+/// A bad value that came from an environment variable is reported under the
+/// variable's name: the user never typed the flag clap would name.
+fn name_the_variable(e: &mut clap::Error, args: &[OsString], is_set: impl Fn(&str) -> bool) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return;
+    }
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return;
+    };
+    // `--port <PORT>`
+    let Some(long) = shown
+        .strip_prefix("--")
+        .and_then(|rest| rest.split([' ', '=']).next())
+    else {
+        return;
+    };
+    let Some(arg) = find_long(&Cli::command(), long) else {
+        return;
+    };
+    let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else {
+        return;
+    };
+    let typed = args.iter().skip(1).filter_map(|a| a.to_str()).any(|a| {
+        a == format!("--{long}")
+            || a.starts_with(&format!("--{long}="))
+            || arg
+                .get_short()
+                .is_some_and(|c| a.starts_with(&format!("-{c}")) && !a.starts_with("--"))
+    });
+    if !typed && is_set(variable) {
+        let named = format!("{variable} (the environment variable for {shown})");
+        e.insert(ContextKind::InvalidArg, ContextValue::String(named));
+    }
+}
+
+/// The option `--long` of any subcommand.
+fn find_long(command: &clap::Command, long: &str) -> Option<clap::Arg> {
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .cloned()
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| find_long(sub, long))
+        })
 }
 
 fn innermost(matches: &ArgMatches) -> &ArgMatches {
@@ -447,6 +510,45 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        let render = |argv: &[&str], set: bool| {
+            let args: Vec<OsString> = argv.iter().map(OsString::from).collect();
+            let mut e = Cli::command()
+                .try_get_matches_from(&args)
+                .expect_err("a bad port");
+            name_the_variable(&mut e, &args, |name| set && name == "NETLAB_PORT");
+            e.render().to_string()
+        };
+        let from_env = render(&["netlab", "connect", "--port", "abc"], true);
+        assert!(from_env.contains("'--port <PORT>'"), "typed: {from_env}");
+        let from_env = render(&["netlab", "connect", "-p", "abc"], true);
+        assert!(!from_env.contains("NETLAB_PORT ("), "typed: {from_env}");
+        let unset = render(&["netlab", "connect", "--port=abc"], false);
+        assert!(!unset.contains("NETLAB_PORT ("), "{unset}");
+    }
+
+    /// The README promises it: each option can also come from the environment.
+    #[test]
+    fn every_option_has_an_environment_variable() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if arg.get_long().is_some() && !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or_default()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cli = Cli::command();
+        cli.build();
+        check(&cli, "netlab", &mut missing);
+        assert!(missing.is_empty(), "no environment variable: {missing:?}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub enum UsersAction {
     /// List the users, with their open sessions and failed logins.
     List {
         /// One JSON array, for scripts.
-        #[arg(long)]
+        #[arg(long, env = "NETLAB_JSON")]
         json: bool,
         #[command(flatten)]
         db: DbArgs,
@@ -76,7 +76,7 @@ pub enum SessionsAction {
     /// List the open sessions (never their tokens).
     List {
         /// One JSON array, for scripts.
-        #[arg(long)]
+        #[arg(long, env = "NETLAB_JSON")]
         json: bool,
         #[command(flatten)]
         db: DbArgs,
@@ -94,7 +94,7 @@ pub enum ClientsAction {
     /// List the known clients, most recently seen first.
     List {
         /// One JSON array, for scripts.
-        #[arg(long)]
+        #[arg(long, env = "NETLAB_JSON")]
         json: bool,
         #[command(flatten)]
         db: DbArgs,

@@ -2,7 +2,10 @@
 //!
 //! Invariant: every echo is checked byte for byte against what was sent. A wrong,
 //! missing or late echo is an error, counted and reported, never a measurement; and the
-//! run fails if there was any.
+//! run fails if there was any. "Late" is measured against the run, not just the echo:
+//! an echo still missing [`LATE_AFTER_END`] after the end of the run is an error, and
+//! so is a connection that got no echo at all while measuring (a server that serves one
+//! client at a time is caught however short the run).
 //!
 //! Each connection keeps `pipeline` messages in flight (a closed loop): a writer sends
 //! whenever the window has room, a reader takes the echoes in order, times each from the
@@ -22,13 +25,15 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use crate::wire::frame::HEADER_LEN;
 use crate::wire::lines;
 
-/// Longest wait for any one echo before it counts as missing.
+/// Longest wait for any one echo, or greeting, before it counts as missing.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after the end of the run the last echoes may still come in.
+const LATE_AFTER_END: Duration = Duration::from_secs(1);
 /// Connections opened at once while setting up.
 const CONNECT_CONCURRENCY: usize = 256;
 /// Distinct message contents per connection, so that a stale echo is caught.
@@ -69,8 +74,19 @@ pub struct Report {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// Everything that went wrong, below and in the connection counts.
     pub errors: u64,
+    /// Echoes that differed from what was sent.
+    pub wrong_echoes: u64,
+    /// Echoes that never came, or came too late: after [`ECHO_TIMEOUT`], or later than
+    /// [`LATE_AFTER_END`] after the end of the run.
+    pub missing_echoes: u64,
+    /// Connections that got no echo while measuring, with no other error.
+    pub silent_connections: u64,
+    /// Connections refused, or not made within [`ECHO_TIMEOUT`].
     pub connect_failures: u64,
+    /// Connections made whose greeting did not come.
+    pub no_greeting: u64,
     /// Server CPU time (user + system) per measured message, if a server pid was given.
     pub server_cpu_us_per_msg: Option<f64>,
     /// Hold mode: connections held, and how many still echoed at the end.
@@ -91,23 +107,51 @@ pub fn run(config: BenchConfig) -> anyhow::Result<Report> {
     })
 }
 
-/// Whether a report should make the command fail.
+/// Whether a report should make the command fail, and why.
 pub fn failed(report: &Report) -> Option<String> {
-    (report.errors > 0 || report.connect_failures > 0).then(|| {
-        format!(
-            "{} wrong or missing echo(es), {} failed connection(s)",
-            report.errors, report.connect_failures
+    let counts = [
+        (report.wrong_echoes, "wrong echo(es)"),
+        (report.missing_echoes, "missing or late echo(es)"),
+        (
+            report.silent_connections,
+            "connection(s) with no echo while measuring",
+        ),
+        (report.connect_failures, "failed connection(s)"),
+        (report.no_greeting, "connection(s) with no greeting"),
+        (
+            (report.held - report.still_echoing) as u64,
+            "held connection(s) no longer echoing",
+        ),
+    ];
+    let said: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!said.is_empty()).then(|| said.join(", "))
+}
+
+/// Why no connection could be used, from how each failed.
+fn none_usable(config: &BenchConfig, failures: Failures) -> anyhow::Error {
+    if failures.no_greeting > 0 {
+        anyhow::anyhow!(
+            "connected to {}, but no greeting came within {}s; a server that does not \
+             greet? try --no-greeting (or --codec raw for a raw echo server)",
+            config.server,
+            ECHO_TIMEOUT.as_secs()
         )
-    })
+    } else {
+        anyhow::anyhow!("no connection to {} succeeded", config.server)
+    }
 }
 
 async fn load(config: &BenchConfig) -> anyhow::Result<Report> {
     if config.conns == 0 || config.pipeline == 0 {
         bail!("--conns and --pipeline must be at least 1");
     }
-    let (streams, connect_failures) = connect_all(config, config.conns).await;
+    let (streams, failures) = connect_all(config, config.conns).await;
     if streams.is_empty() {
-        bail!("no connection to {} succeeded", config.server);
+        return Err(none_usable(config, failures));
     }
     let start = Instant::now();
     let window = Window {
@@ -128,14 +172,20 @@ async fn load(config: &BenchConfig) -> anyhow::Result<Report> {
         tasks.spawn(drive(stream, id, config, window, done));
     }
     let mut histogram = new_histogram();
-    let (mut messages, mut errors) = (0u64, 0u64);
+    let mut messages = 0u64;
+    let mut report = Report::default();
     while let Some(result) = tasks.join_next().await {
         let outcome = result.context("a connection task failed")?;
         histogram
             .add(&outcome.histogram)
             .context("merging latencies")?;
         messages += outcome.measured;
-        errors += outcome.errors;
+        match outcome.error {
+            Some(EchoError::Wrong) => report.wrong_echoes += 1,
+            Some(EchoError::Missing) => report.missing_echoes += 1,
+            None if outcome.measured == 0 => report.silent_connections += 1,
+            None => {}
+        }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -157,19 +207,24 @@ async fn load(config: &BenchConfig) -> anyhow::Result<Report> {
         p99_us: us(histogram.value_at_quantile(0.99)),
         p999_us: us(histogram.value_at_quantile(0.999)),
         max_us: us(histogram.max()),
-        errors,
-        connect_failures,
+        errors: report.wrong_echoes
+            + report.missing_echoes
+            + report.silent_connections
+            + failures.connect
+            + failures.no_greeting,
+        connect_failures: failures.connect,
+        no_greeting: failures.no_greeting,
         server_cpu_us_per_msg: server_cpu
             .filter(|_| messages > 0)
             .map(|cpu_us| cpu_us / messages as f64),
-        ..Report::default()
+        ..report
     })
 }
 
 /// Opens `count` connections, idle, keeps them for the duration, then checks that each
 /// still answers one message.
 async fn hold(config: &BenchConfig) -> anyhow::Result<Report> {
-    let (streams, connect_failures) = connect_all(config, config.hold).await;
+    let (streams, failures) = connect_all(config, config.hold).await;
     let held = streams.len();
     let progress = config
         .progress
@@ -197,8 +252,9 @@ async fn hold(config: &BenchConfig) -> anyhow::Result<Report> {
         conns: config.hold,
         size: config.size,
         seconds: config.duration.as_secs_f64(),
-        errors: (held - still_echoing) as u64,
-        connect_failures,
+        errors: (held - still_echoing) as u64 + failures.connect + failures.no_greeting,
+        connect_failures: failures.connect,
+        no_greeting: failures.no_greeting,
         held,
         still_echoing,
         ..Report::default()
@@ -214,7 +270,16 @@ struct Window {
 struct Outcome {
     histogram: Histogram<u64>,
     measured: u64,
-    errors: u64,
+    /// What ended the connection early, if anything did: after an error the stream
+    /// can no longer be trusted, so a connection counts at most one.
+    error: Option<EchoError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum EchoError {
+    Wrong,
+    /// Not in time, or the connection failed before it came.
+    Missing,
 }
 
 /// One connection's closed loop: see the module doc.
@@ -242,10 +307,8 @@ async fn drive(
     // The writer stops at the end of the window; if the reader failed first, the writer
     // may be waiting for room that will never come.
     writer.abort();
-    if let Ok(Err(_)) = writer.await
-        && outcome.errors == 0
-    {
-        outcome.errors = 1;
+    if let Ok(Err(_)) = writer.await {
+        outcome.error.get_or_insert(EchoError::Missing);
     }
     outcome
 }
@@ -304,8 +367,9 @@ async fn read_loop(
     let mut outcome = Outcome {
         histogram: new_histogram(),
         measured: 0,
-        errors: 0,
+        error: None,
     };
+    let last_call = window.end + LATE_AFTER_END;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let frame_len = wire_len(config.codec, config.size);
     let mut echo = vec![0u8; frame_len];
@@ -317,11 +381,15 @@ async fn read_loop(
             reader.read_exact(&mut echo).await?;
             Ok::<_, std::io::Error>(is_echo_of(config.codec, &echo, pattern.message(seq)))
         };
-        match timeout(ECHO_TIMEOUT, read).await {
+        let deadline = (sent + ECHO_TIMEOUT).min(last_call);
+        match timeout_at(deadline, read).await {
             Ok(Ok(true)) => {}
-            // Wrong, missing, or too late: the stream can no longer be trusted.
-            _ => {
-                outcome.errors += 1;
+            Ok(Ok(false)) => {
+                outcome.error = Some(EchoError::Wrong);
+                return outcome;
+            }
+            Ok(Err(_)) | Err(_) => {
+                outcome.error = Some(EchoError::Missing);
                 return outcome;
             }
         }
@@ -349,9 +417,16 @@ async fn read_loop(
     outcome
 }
 
+/// Connections that could not be used, by why.
+#[derive(Clone, Copy, Debug, Default)]
+struct Failures {
+    connect: u64,
+    no_greeting: u64,
+}
+
 /// Connects `count` times, at most [`CONNECT_CONCURRENCY`] at once, reading each
-/// greeting if the server sends one; returns the connections and the failure count.
-async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, u64) {
+/// greeting if the server sends one; returns the connections and the failures.
+async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, Failures) {
     let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for _ in 0..count {
@@ -362,19 +437,35 @@ async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, u64
         });
     }
     let mut streams = Vec::with_capacity(count);
-    let mut failures = 0;
+    let mut failures = Failures::default();
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(stream)) => streams.push(stream),
-            _ => failures += 1,
+            Ok(Err(Failed::Greeting)) => failures.no_greeting += 1,
+            Ok(Err(Failed::Connect)) | Err(_) => failures.connect += 1,
         }
     }
     (streams, failures)
 }
 
-async fn open(config: &BenchConfig) -> anyhow::Result<TcpStream> {
-    let mut stream = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await??;
-    stream.set_nodelay(true)?;
+enum Failed {
+    Connect,
+    Greeting,
+}
+
+async fn open(config: &BenchConfig) -> Result<TcpStream, Failed> {
+    let Ok(Ok(mut stream)) = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await else {
+        return Err(Failed::Connect);
+    };
+    stream.set_nodelay(true).map_err(|_| Failed::Connect)?;
+    greeting(config, &mut stream)
+        .await
+        .map_err(|_| Failed::Greeting)?;
+    Ok(stream)
+}
+
+/// Reads the server's greeting, if it sends one.
+async fn greeting(config: &BenchConfig, stream: &mut TcpStream) -> anyhow::Result<()> {
     match config.codec {
         _ if !config.greeting => {}
         Codec::Framed => {
@@ -402,7 +493,7 @@ async fn open(config: &BenchConfig) -> anyhow::Result<TcpStream> {
         }
         Codec::Raw => {}
     }
-    Ok(stream)
+    Ok(())
 }
 
 /// Appends one message holding `payload` to `buf`, in `codec`'s form.
@@ -539,8 +630,8 @@ pub fn render(report: &Report, config: &BenchConfig) -> String {
             config.server, report.held, report.conns, report.seconds
         );
         out += &format!(
-            "still echoing {}   errors {}   connect failures {}\n",
-            report.still_echoing, report.errors, report.connect_failures
+            "still echoing {}   errors {}   connect failures {}   no greeting {}\n",
+            report.still_echoing, report.errors, report.connect_failures, report.no_greeting
         );
         return out;
     }
@@ -557,8 +648,14 @@ pub fn render(report: &Report, config: &BenchConfig) -> String {
         report.p50_us, report.p99_us, report.p999_us, report.max_us
     );
     out += &format!(
-        "errors      {}   connect failures {}\n",
-        report.errors, report.connect_failures
+        "errors      {}   (wrong {}, missing or late {}, silent connections {}, \
+         connect failures {}, no greeting {})\n",
+        report.errors,
+        report.wrong_echoes,
+        report.missing_echoes,
+        report.silent_connections,
+        report.connect_failures,
+        report.no_greeting
     );
     if let Some(cpu) = report.server_cpu_us_per_msg {
         out += &format!("server CPU  {cpu:.2} us per message\n");
@@ -592,6 +689,31 @@ mod tests {
             wire[last] ^= 1;
             assert!(!is_echo_of(codec, &wire, payload), "{codec:?}");
         }
+    }
+
+    #[test]
+    fn a_clean_report_passes_and_each_kind_of_error_is_named() {
+        assert_eq!(failed(&Report::default()), None);
+        let report = Report {
+            wrong_echoes: 1,
+            silent_connections: 2,
+            no_greeting: 3,
+            ..Report::default()
+        };
+        assert_eq!(
+            failed(&report).unwrap(),
+            "1 wrong echo(es), 2 connection(s) with no echo while measuring, \
+             3 connection(s) with no greeting"
+        );
+        let held = Report {
+            held: 5,
+            still_echoing: 4,
+            ..Report::default()
+        };
+        assert_eq!(
+            failed(&held).unwrap(),
+            "1 held connection(s) no longer echoing"
+        );
     }
 
     #[test]

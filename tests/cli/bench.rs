@@ -130,7 +130,8 @@ fn a_wrong_echo_is_an_error_and_fails_the_run() {
     let (code, r, stderr) = bench(port, &["--codec", "raw", "--conns", "2", "--size", "64"]);
     assert_eq!(code, Some(1), "{r}");
     assert!(r["errors"].as_u64().unwrap() >= 1, "{r}");
-    assert!(stderr.contains("wrong or missing echo"), "{stderr}");
+    assert!(r["wrong_echoes"].as_u64().unwrap() >= 1, "{r}");
+    assert!(stderr.contains("wrong echo(es)"), "{stderr}");
 }
 
 #[test]
@@ -148,5 +149,95 @@ fn a_server_that_never_answers_is_an_error() {
     let (code, r, _) = bench(port, &["--codec", "raw", "--conns", "1"]);
     assert_eq!(code, Some(1), "{r}");
     assert_eq!(r["errors"], 1);
+    assert_eq!(r["missing_echoes"], 1);
     assert_eq!(r["messages"], 0);
+}
+
+/// A raw echo server that serves one client at a time, as many student servers do: the
+/// others wait in the backlog until the one before them leaves.
+fn one_at_a_time_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_serves_one_client_at_a_time_fails_a_short_run() {
+    let port = one_at_a_time_server();
+    let mut cmd = netlab();
+    cmd.args(["bench", "--port", &port.to_string(), "--json"])
+        .args(["--codec", "raw", "--conns", "3"])
+        .args(["--duration", "2s", "--warmup", "0s"]);
+    let out = run_with_input(cmd, "");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The first connection is served; the other two have their echoes only once it
+    // leaves at the end of the run: nothing while measuring.
+    assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["silent_connections"], 2, "{r}");
+    assert_eq!(r["errors"], 2, "{r}");
+    assert!(
+        stderr.contains("2 connection(s) with no echo while measuring"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn connected_but_never_greeted_is_said_so() {
+    // Accepts and holds connections without a word: a raw server, to a framed bench.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(2).collect();
+        thread::sleep(std::time::Duration::from_secs(15));
+        drop(held);
+    });
+    let mut cmd = netlab();
+    cmd.args(["bench", "--port", &port.to_string(), "--conns", "2"]);
+    let out = run_with_input(cmd, "");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("but no greeting came within 5s") && stderr.contains("--no-greeting"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no connection"), "{stderr}");
+}
+
+#[test]
+fn an_echo_later_than_the_end_of_the_run_is_missing() {
+    // Echoes everything, each chunk 2.5 s late: within the 5 s an echo may take, but
+    // well after the end of a 1 s run.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let Some(Ok(mut stream)) = listener.incoming().next() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            thread::sleep(std::time::Duration::from_millis(2500));
+            if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+    let (code, r, stderr) = bench(port, &["--codec", "raw", "--conns", "1"]);
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(r["missing_echoes"], 1, "{r}");
+    assert_eq!(r["messages"], 0, "{r}");
+    assert!(stderr.contains("1 missing or late echo(es)"), "{stderr}");
 }

@@ -30,7 +30,20 @@ fn bad_values_name_the_flag() {
 #[test]
 fn bad_environment_values_are_usage_errors_too() {
     let err = usage_error(&["connect"], &[("NETLAB_PORT", "abc")]);
-    assert!(err.contains("--port"), "{err}");
+    assert!(
+        err.contains(
+            "invalid value 'abc' for 'NETLAB_PORT (the environment variable for --port <PORT>)'"
+        ),
+        "{err}"
+    );
+    let err = usage_error(
+        &["bench", "--duration", "1s"],
+        &[("NETLAB_BENCH_CONNS", "0")],
+    );
+    assert!(err.contains("NETLAB_BENCH_CONNS"), "{err}");
+    // A flag typed on the command line is named as typed, whatever the environment.
+    let err = usage_error(&["connect", "--port", "abc"], &[("NETLAB_PORT", "1")]);
+    assert!(err.contains("for '--port <PORT>'"), "{err}");
 }
 
 #[test]

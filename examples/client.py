@@ -4,10 +4,13 @@
     python3 examples/client.py --host 127.0.0.1 --port 9090
 
 It shows the server's greeting, then sends each line typed (or piped in) as one message
-and shows the reply, until end of input, /quit, or the server closes the connection.
+and shows the reply, until end of input, /quit, or the server closes the connection. On a
+terminal, the answer to a question ending in "Password:" is read without echo.
+Exit status 0 after end of input or /quit; 1 if the server closed first, or on an error.
 """
 
 import argparse
+import getpass
 import socket
 import struct
 import sys
@@ -55,6 +58,17 @@ def recv_msg(sock):
     return payload.decode("utf-8")
 
 
+def ask(question):
+    """The user's next line, or None at end of input; a password is not shown as typed."""
+    if sys.stdin.isatty() and question.lower().endswith("password:"):
+        try:
+            return getpass.getpass("")
+        except EOFError:
+            return None
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n") if line else None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -62,21 +76,20 @@ def main():
     args = parser.parse_args()
 
     with socket.create_connection((args.host, args.port), timeout=30) as sock:
-        greeting = recv_msg(sock)
-        if greeting is None:
-            return 0
-        print(greeting, flush=True)
-        for line in sys.stdin:
-            line = line.rstrip("\r\n")
-            if line.strip() == "/quit":
-                break
-            send_msg(sock, line)
-            reply = recv_msg(sock)
-            if reply is None:
-                print("server closed the connection", file=sys.stderr)
+        message = recv_msg(sock)
+        if message is None:
+            print("client.py: the server closed the connection without a greeting", file=sys.stderr)
+            return 1
+        while True:
+            print(message, flush=True)
+            line = ask(message)
+            if line is None or line.strip() == "/quit":
                 return 0
-            print(reply, flush=True)
-    return 0
+            send_msg(sock, line)
+            message = recv_msg(sock)
+            if message is None:
+                print("client.py: the server closed the connection", file=sys.stderr)
+                return 1
 
 
 if __name__ == "__main__":

@@ -1,16 +1,8 @@
 //! Prompts with defaults (lab task 4): asked on a terminal, never without one.
 
-use rexpect::reader::Options;
-use rexpect::session::{PtySession, spawn_with_options};
+use rexpect::session::PtySession;
 
-use crate::support::{PATIENCE, Server, netlab, run_with_input};
-
-fn in_terminal(cmd: std::process::Command) -> PtySession {
-    let options = Options::new()
-        .timeout_ms(Some(PATIENCE.as_millis() as u64))
-        .strip_ansi_escape_codes(true);
-    spawn_with_options(cmd, options).unwrap()
-}
+use crate::support::{Server, in_terminal, netlab, run_with_input};
 
 fn assert_exited_zero(session: &PtySession) {
     let status = session.process().wait().unwrap();

@@ -18,6 +18,51 @@ fn python_example_client_converses_with_the_server() {
     assert_eq!(lines[1..], ["hello", "привет, мир", "👋"]);
 }
 
+/// On a terminal the example client reads passwords with getpass: what is typed at
+/// `Password:` never reaches the screen.
+#[test]
+fn python_example_client_hides_passwords_on_a_terminal() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = crate::support::netlab();
+    cmd.args([
+        "serve",
+        "auth",
+        "--port",
+        "0",
+        "--scrypt-log-n",
+        "10",
+        "--db",
+    ])
+    .arg(data.path().join("netlab.db"));
+    let server = Server::start_command(cmd);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/client.py");
+    crate::support::python3(); // present, or a message that names it
+    // The pseudo-terminal starts with echo off; a user's terminal has it on, so that
+    // what is typed shows unless the program hides it.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"stty echo && exec python3 "$0" --port "$1""#,
+        script,
+    ])
+    .arg(server.port());
+    let mut term = crate::support::in_terminal(cmd);
+    let mut screen = String::new();
+    screen += &term.exp_string("Username:").unwrap();
+    term.send_line("kim").unwrap();
+    screen += &term.exp_string("Password:").unwrap();
+    term.send_line("typed-secret-1").unwrap();
+    screen += &term.exp_string("Repeat the password:").unwrap();
+    term.send_line("typed-secret-1").unwrap();
+    screen += &term.exp_string("You are signed in").unwrap();
+    term.send_line("/whoami").unwrap();
+    screen += &term.exp_string("You are kim").unwrap();
+    term.send_line("/quit").unwrap();
+    screen += &term.exp_eof().unwrap();
+    assert!(screen.contains("kim"), "what was typed is shown: {screen}");
+    assert!(!screen.contains("typed-secret-1"), "{screen}");
+}
+
 /// The readline-style example follows the line codec's message rule: the auth greeting,
 /// three lines, is one message, so the conversation stays in step.
 #[test]

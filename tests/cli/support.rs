@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 
 use netlab::wire::frame::{RecvMsg, SendMsg};
 
+/// Runs `cmd` in a pseudo-terminal, as a user at a keyboard would.
+pub fn in_terminal(cmd: Command) -> rexpect::session::PtySession {
+    let options = rexpect::reader::Options::new()
+        .timeout_ms(Some(PATIENCE.as_millis() as u64))
+        .strip_ansi_escape_codes(true);
+    rexpect::session::spawn_with_options(cmd, options).unwrap()
+}
+
 /// `python3`, for the tests that run the Python examples or a Python test server. Fails
 /// with a message naming what is missing, rather than "No such file or directory".
 pub fn python3() -> Command {

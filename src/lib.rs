@@ -26,6 +26,7 @@ pub mod private_file;
 pub mod process;
 pub mod server;
 pub mod store;
+pub mod terminal;
 pub mod text;
 pub mod tools;
 pub mod transport;

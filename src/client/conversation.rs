@@ -450,9 +450,7 @@ fn spawn_stdin_reader(events: mpsc::Sender<Event>, interactive: bool) -> mpsc::S
                     let _ = events.send(Event::Left(io::stdin().lock().lines().count()));
                     return;
                 }
-                Ask::Secret if interactive => console::Term::stderr()
-                    .read_secure_line()
-                    .map(|line| Some(Zeroizing::new(line))),
+                Ask::Secret if interactive => crate::terminal::read_hidden(),
                 _ => read_line(),
             };
             let event = match read {

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use zeroize::Zeroizing;
@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::credentials::password;
 use crate::handler::auth::check_username;
 use crate::store::{self, Created, Registrar, Store};
-use crate::text;
+use crate::{terminal, text};
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -181,11 +181,12 @@ pub fn add_user(
 /// A new password: typed twice without echo on a terminal, else one line of `input`.
 fn read_new_password(name: &str, input: &mut impl BufRead) -> anyhow::Result<Zeroizing<String>> {
     if io::stdin().is_terminal() && io::stderr().is_terminal() {
-        let term = console::Term::stderr();
-        term.write_str(&format!("Password for {name}: "))?;
-        let first = Zeroizing::new(term.read_secure_line()?);
-        term.write_str("Repeat it: ")?;
-        let again = Zeroizing::new(term.read_secure_line()?);
+        let ask = |question: &str| -> anyhow::Result<Zeroizing<String>> {
+            eprint!("{question}");
+            terminal::read_hidden()?.context("no password given (input ended); nothing was changed")
+        };
+        let first = ask(&format!("Password for {name}: "))?;
+        let again = ask("Repeat it: ")?;
         if *first != *again {
             bail!("the passwords do not match; nothing was changed");
         }

@@ -512,3 +512,34 @@ fn passwords_typed_on_a_terminal_are_hidden() {
     assert!(!rest.contains("hidden-pass-1"), "echoed: {rest:?}");
     assert!(rest.contains("Welcome"), "{rest:?}");
 }
+
+/// Ctrl-D at a hidden password question is the end of input, not an empty password.
+#[test]
+fn ctrl_d_at_a_password_question_ends_input_instead_of_sending_an_empty_password() {
+    let lab = Lab::start(&[]);
+    let mut cmd = netlab();
+    cmd.args([
+        "connect",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &lab.server.port(),
+    ])
+    .env("XDG_STATE_HOME", lab.dir.path().join("state"));
+    let mut term = crate::support::in_terminal(cmd);
+    term.exp_string("Username:").unwrap();
+    term.send_line("olga").unwrap();
+    term.exp_string("Password:").unwrap();
+    term.send_control('d').unwrap();
+    let rest = term.exp_eof().unwrap();
+    let status = term.process().wait().unwrap();
+    // An empty password would have been answered; the end of input is not.
+    assert!(!rest.contains("Password"), "{rest:?}");
+    assert!(!rest.contains("bytes"), "{rest:?}");
+    // The end of input is an ordinary end (see "The client" in the README).
+    assert_eq!(
+        format!("{status:?}").rsplit(", ").next(),
+        Some("0)"),
+        "{status:?}"
+    );
+}

@@ -40,6 +40,51 @@ fn terminal_prompts_take_defaults_and_ask_again_after_bad_ports() {
 }
 
 #[test]
+fn backspace_and_ctrl_u_correct_an_answer() {
+    let server = Server::start(&["echo"]);
+    let mut cmd = netlab();
+    cmd.args(["connect", "--host", "127.0.0.1"]);
+    let mut term = in_terminal(cmd);
+    term.exp_string("Port [9090]").unwrap();
+    // "abc", erased by three Backspaces; "77", erased by Ctrl-U; then the real port.
+    term.send("abc\x7f\x7f\x7f77\x15").unwrap();
+    term.send_line(&server.port()).unwrap();
+    term.exp_string(&format!("connected to 127.0.0.1:{}", server.port()))
+        .unwrap();
+    term.send_line("/quit").unwrap();
+    term.exp_eof().unwrap();
+    assert_exited_zero(&term);
+}
+
+#[test]
+fn ctrl_d_at_a_question_ends_the_program_with_a_reason() {
+    for (args, question) in [
+        (&["connect", "--host", "127.0.0.1"][..], "Port [9090]"),
+        (&["connect"][..], "Host [127.0.0.1]"),
+        (&["serve", "echo"][..], "Port (0: any free port) [9090]"),
+    ] {
+        let mut cmd = netlab();
+        cmd.args(args);
+        let mut term = in_terminal(cmd);
+        term.exp_string(question).unwrap();
+        term.send("12").unwrap();
+        // Ctrl-D after some text is not the end of input, as in a shell...
+        term.send_control('d').unwrap();
+        term.send("\x15").unwrap();
+        // ... on an empty line it is.
+        term.send_control('d').unwrap();
+        term.exp_string("input ended (Ctrl-D)").unwrap();
+        term.exp_eof().unwrap();
+        let status = term.process().wait().unwrap();
+        assert_eq!(
+            format!("{status:?}").rsplit(", ").next(),
+            Some("1)"),
+            "{args:?}: {status:?}"
+        );
+    }
+}
+
+#[test]
 fn server_asks_for_its_port_on_a_terminal_and_stops_on_ctrl_c() {
     let data = tempfile::tempdir().unwrap();
     let mut cmd = netlab();

@@ -4,26 +4,43 @@
 //! temporary file, synced, then renamed), so a crash never leaves half a file; and a
 //! file that other users can read is refused, as ssh refuses such a private key.
 //!
-//! Format: one line per server, `ADDRESS TOKEN`, the address as `127.0.0.1:9090`.
+//! Format: one line per server, `ADDRESS TOKEN`, the address as `127.0.0.1:9090` and the
+//! token as 64 hex digits. A line that is not one is reported, kept as it is, and never
+//! used.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
+use crate::credentials::session_token::TOKEN_BYTES;
 use crate::private_file;
 
 pub struct TokenFile {
     path: PathBuf,
+    /// Whether the lines that are not tokens have been reported: once per run is enough.
+    warned: Cell<bool>,
+}
+
+/// What the file holds: the tokens, and the lines that are not one (with their numbers).
+#[derive(Debug, Default, PartialEq)]
+struct Contents {
+    tokens: BTreeMap<String, String>,
+    other: Vec<(usize, String)>,
 }
 
 impl TokenFile {
     pub fn at(path: PathBuf) -> TokenFile {
-        TokenFile { path }
+        TokenFile {
+            path,
+            warned: Cell::new(false),
+        }
     }
 
     /// `<state dir>/netlab/tokens`, e.g. ~/.local/state/netlab/tokens on Linux.
@@ -39,40 +56,55 @@ impl TokenFile {
     }
 
     pub fn get(&self, server: &str) -> anyhow::Result<Option<Zeroizing<String>>> {
-        Ok(self.load()?.remove(server).map(Zeroizing::new))
+        Ok(self.load()?.tokens.remove(server).map(Zeroizing::new))
     }
 
+    /// Keeps `token` for `server`. A token that is not 64 hex digits (a foreign server's
+    /// idea of one) is refused: written as it came, it could forge lines of the file.
     pub fn set(&self, server: &str, token: &str) -> anyhow::Result<()> {
-        let mut all = self.load()?;
-        all.insert(server.to_owned(), token.to_owned());
-        self.save(&all)
+        if !is_token(token) {
+            bail!("the server's session token is not 64 hex digits; it was not kept");
+        }
+        let mut contents = self.load()?;
+        contents.tokens.insert(server.to_owned(), token.to_owned());
+        self.save(&contents)
     }
 
     pub fn remove(&self, server: &str) -> anyhow::Result<()> {
-        let mut all = self.load()?;
-        if all.remove(server).is_some() {
-            self.save(&all)?;
+        let mut contents = self.load()?;
+        if contents.tokens.remove(server).is_some() {
+            self.save(&contents)?;
         }
         Ok(())
     }
 
-    fn load(&self) -> anyhow::Result<BTreeMap<String, String>> {
+    fn load(&self) -> anyhow::Result<Contents> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => Zeroizing::new(text),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Contents::default()),
             Err(e) => {
                 return Err(e).with_context(|| format!("could not read {}", self.path.display()));
             }
         };
         private_file::refuse_exposed("the token file", [self.path.as_path()])?;
-        Ok(text
-            .lines()
-            .filter_map(|line| line.split_once(' '))
-            .map(|(server, token)| (server.to_owned(), token.trim().to_owned()))
-            .collect())
+        let contents = parse(&text);
+        if !contents.other.is_empty() && !self.warned.replace(true) {
+            let numbers: Vec<String> = contents.other.iter().map(|(n, _)| n.to_string()).collect();
+            let (lines, are) = match numbers.len() {
+                1 => ("line", "is"),
+                _ => ("lines", "are"),
+            };
+            eprintln!(
+                "netlab: warning: {}: {lines} {} {are} not `ADDRESS TOKEN` (an address such \
+                 as 127.0.0.1:9090 and 64 hex digits); kept as they are, but not used",
+                self.path.display(),
+                numbers.join(", "),
+            );
+        }
+        Ok(contents)
     }
 
-    fn save(&self, all: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    fn save(&self, contents: &Contents) -> anyhow::Result<()> {
         let dir = self
             .path
             .parent()
@@ -83,10 +115,15 @@ impl TokenFile {
             .create(dir)
             .with_context(|| format!("could not create {}", dir.display()))?;
         let mut text = Zeroizing::new(String::new());
-        for (server, token) in all {
+        for (server, token) in &contents.tokens {
             text.push_str(server);
             text.push(' ');
             text.push_str(token);
+            text.push('\n');
+        }
+        // Someone's lines, or a later version's: not netlab's to throw away.
+        for (_, line) in &contents.other {
+            text.push_str(line);
             text.push('\n');
         }
         let temp = self
@@ -110,6 +147,29 @@ impl TokenFile {
     }
 }
 
+/// The file's lines, sorted into tokens and everything else. Blank lines are neither.
+fn parse(text: &str) -> Contents {
+    let mut contents = Contents::default();
+    for (i, line) in text.lines().enumerate() {
+        match line.trim().split_once(' ') {
+            Some((server, token))
+                if server.parse::<SocketAddr>().is_ok() && is_token(token.trim()) =>
+            {
+                contents
+                    .tokens
+                    .insert(server.to_owned(), token.trim().to_owned());
+            }
+            _ if line.trim().is_empty() => {}
+            _ => contents.other.push((i + 1, line.to_owned())),
+        }
+    }
+    contents
+}
+
+fn is_token(s: &str) -> bool {
+    s.len() == 2 * TOKEN_BYTES && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,14 +180,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::at(dir.path().join("netlab").join("tokens"));
         assert_eq!(file.get("127.0.0.1:9090").unwrap(), None);
-        file.set("127.0.0.1:9090", "aa").unwrap();
-        file.set("[::1]:9090", "bb").unwrap();
+        let (aa, bb) = ("aa".repeat(TOKEN_BYTES), "bb".repeat(TOKEN_BYTES));
+        file.set("127.0.0.1:9090", &aa).unwrap();
+        file.set("[::1]:9090", &bb).unwrap();
         assert_eq!(
             file.get("127.0.0.1:9090")
                 .unwrap()
                 .as_deref()
                 .map(String::as_str),
-            Some("aa")
+            Some(aa.as_str())
         );
         file.remove("127.0.0.1:9090").unwrap();
         assert_eq!(file.get("127.0.0.1:9090").unwrap(), None);
@@ -136,7 +197,7 @@ mod tests {
                 .unwrap()
                 .as_deref()
                 .map(String::as_str),
-            Some("bb")
+            Some(bb.as_str())
         );
 
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -150,7 +211,11 @@ mod tests {
     fn a_file_others_can_read_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
-        fs::write(&path, "127.0.0.1:9090 aa\n").unwrap();
+        fs::write(
+            &path,
+            format!("127.0.0.1:9090 {}\n", "aa".repeat(TOKEN_BYTES)),
+        )
+        .unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let file = TokenFile::at(path);
         let err = file.get("127.0.0.1:9090").unwrap_err().to_string();
@@ -159,8 +224,49 @@ mod tests {
             "{err}"
         );
         assert!(
-            file.set("127.0.0.1:9090", "bb").is_err(),
+            file.set("127.0.0.1:9090", &"bb".repeat(TOKEN_BYTES))
+                .is_err(),
             "and it is not written either"
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_tokens_are_set_apart() {
+        let token = "0f".repeat(TOKEN_BYTES);
+        let text = format!(
+            "127.0.0.1:9090 {token}\n\ngarbage\n127.0.0.1:9091 short\nlocalhost:9090 {token}\n  [::1]:9092 {token}  \n"
+        );
+        let contents = parse(&text);
+        assert_eq!(
+            contents.tokens.keys().collect::<Vec<_>>(),
+            ["127.0.0.1:9090", "[::1]:9092"]
+        );
+        assert_eq!(contents.tokens["[::1]:9092"], token);
+        assert_eq!(
+            contents.other,
+            [
+                (3, "garbage".to_owned()),
+                (4, "127.0.0.1:9091 short".to_owned()),
+                (5, format!("localhost:9090 {token}")),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_lines_survive_a_save_and_malformed_tokens_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        fs::write(&path, "# my notes\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let file = TokenFile::at(path.clone());
+        let token = "0f".repeat(TOKEN_BYTES);
+        file.set("127.0.0.1:9090", &token).unwrap();
+        let forged = format!("{token}\n10.0.0.1:22 {token}");
+        assert!(file.set("127.0.0.1:9091", &forged).is_err());
+        assert!(file.set("127.0.0.1:9091", "xyz").is_err());
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("127.0.0.1:9090 {token}\n# my notes\n")
         );
     }
 }

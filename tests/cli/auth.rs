@@ -282,6 +282,38 @@ fn a_token_file_others_can_read_is_refused() {
 }
 
 #[test]
+fn lines_of_the_token_file_that_are_not_tokens_are_reported_once_and_kept() {
+    let lab = Lab::start(&[]);
+    lab.register("tess");
+    let file = lab.token_file();
+    let good = fs::read_to_string(&file).unwrap();
+    fs::write(
+        &file,
+        format!("{good}half a line\n127.0.0.1:1 not-a-token\n"),
+    )
+    .unwrap();
+    // The token still signs tess in, and the lines that are not tokens are named.
+    let out = lab.connect("/whoami\n/logout\n");
+    let text = stdout(&out);
+    assert!(text.contains("signed in with a session token"), "{text}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.matches("warning").count(),
+        1,
+        "once, though the file was read twice (sign-in, logout):\n{stderr}"
+    );
+    assert!(
+        stderr.contains("tokens: lines 2, 3 are not `ADDRESS TOKEN`"),
+        "{stderr}"
+    );
+    // The logout removed the token, and nothing else.
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "half a line\n127.0.0.1:1 not-a-token\n"
+    );
+}
+
+#[test]
 fn admin_revokes_sessions_and_deletes_users() {
     let lab = Lab::start(&[]);
     lab.register("rita");

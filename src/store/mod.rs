@@ -21,7 +21,7 @@ mod migrations;
 pub mod sessions;
 pub mod users;
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -50,6 +50,20 @@ impl Store {
     /// Opens the database at `path`, creating it (and its directory) if needed, and
     /// brings its schema up to date.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        // Said plainly, before SQLite says "unable to open database file" or the mode
+        // check suggests a chmod for a directory.
+        if let Ok(meta) = fs::metadata(path) {
+            if meta.is_dir() {
+                bail!(
+                    "the database {} is a directory; give the path of a file in it, such as {}",
+                    path.display(),
+                    path.join("netlab.db").display()
+                );
+            }
+            if !meta.is_file() {
+                bail!("the database {} is not a regular file", path.display());
+            }
+        }
         // SQLite keeps the latest writes in -wal and shared state in -shm: each holds
         // password and token hashes as much as the database itself does.
         let companions = [suffixed(path, "-wal"), suffixed(path, "-shm")];

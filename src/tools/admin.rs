@@ -314,7 +314,7 @@ fn print_list<T: serde::Serialize>(
     let mut widths = vec![0; table[0].len()];
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell));
         }
     }
     for row in &table {
@@ -322,12 +322,18 @@ fn print_list<T: serde::Serialize>(
         for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
+                line.extend(std::iter::repeat_n(' ', w - width(cell) + 2));
             }
         }
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// Columns a cell takes on a terminal: 2 for each CJK character or emoji, 0 for a
+/// combining accent. Counting chars would misalign every column after such a name.
+fn width(cell: &str) -> usize {
+    console::measure_text_width(cell)
 }
 
 /// `netlab clients forget IP`.
@@ -377,6 +383,35 @@ mod tests {
              ::1        Юлия   1970-01-01T00:01:00Z  1970-01-01T00:01:00Z  1\n\
              127.0.0.2  Alice  1970-01-01T00:00:00Z  1970-01-01T00:00:00Z  1\n"
         );
+    }
+
+    #[test]
+    fn table_columns_line_up_with_double_width_and_combining_characters() {
+        let mut store = Store::open_in_memory().unwrap();
+        // Widths 4, 4 and 4 on a terminal; 2, 3 and 5 chars.
+        for (ip, name) in [
+            ("127.0.0.2", "李雷"),
+            ("127.0.0.3", "🦀Bo"),
+            ("127.0.0.4", "Zoe\u{301}y"),
+        ] {
+            store.name_client(ip.parse().unwrap(), name, 0).unwrap();
+        }
+        let mut out = Vec::new();
+        list_clients(&store, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let visits_at: Vec<usize> = text
+            .lines()
+            .map(|line| {
+                let cut = line.rfind("  ").unwrap();
+                console::measure_text_width(&line[..cut])
+            })
+            .collect();
+        assert_eq!(visits_at.len(), 4, "{text}");
+        assert!(
+            visits_at.iter().all(|&at| at == visits_at[0]),
+            "{visits_at:?}\n{text}"
+        );
+        assert!(text.contains("\n127.0.0.2  李雷  1970"), "{text}");
     }
 
     #[test]

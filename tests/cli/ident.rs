@@ -274,6 +274,42 @@ fn admin_lists_and_forgets_clients() {
     );
 }
 
+#[test]
+fn a_database_path_that_is_a_directory_or_a_device_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    for args in [
+        &["clients", "list", "--db"][..],
+        &["serve", "ident", "--port", "0", "--db"][..],
+    ] {
+        let mut cmd = netlab();
+        cmd.args(args).arg(dir.path());
+        let out = run_with_input(cmd, "");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            stderr.lines().last(),
+            Some(
+                format!(
+                    "netlab: the database {path} is a directory; give the path of a file in \
+                     it, such as {path}/netlab.db"
+                )
+                .as_str()
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = netlab()
+        .args(["users", "list", "--db", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "netlab: the database /dev/null is not a regular file\n"
+    );
+}
+
 /// Registrations stream in while the server is killed with SIGKILL, again and again.
 /// Every name the server acknowledged must be in the database afterwards, and the
 /// database must pass SQLite's integrity check.

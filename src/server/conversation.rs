@@ -15,7 +15,7 @@ use log::debug;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
-use super::Service;
+use super::{Service, Tally};
 use crate::handler::{Handler, Peer, Reply};
 use crate::transport::Stream;
 use crate::wire::Codec;
@@ -45,11 +45,14 @@ impl<C: Codec, H: Handler> Conversation<C, H> {
 }
 
 impl<C: Codec, H: Handler> Service for Conversation<C, H> {
+    const UNIT: &'static str = "message";
+
     async fn serve_connection<S: Stream>(
         &self,
         stream: S,
         addr: SocketAddr,
         shutdown: CancellationToken,
+        tally: &mut Tally,
     ) -> anyhow::Result<()> {
         let mut conn = Connection::<S, C>::new(stream, self.limits);
         let peer = Peer {
@@ -57,7 +60,7 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
             plain_text: C::PLAIN_TEXT,
         };
         let (mut state, greeting) = self.handler.greet(&peer).await?;
-        if send(&mut conn, greeting).await? {
+        if send(&mut conn, greeting, tally).await? {
             return Ok(conn.close().await?);
         }
         // Registered once for the whole connection rather than for each message.
@@ -74,12 +77,12 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
             let read = tokio::select! {
                 read = conn.read_message() => read,
                 () = &mut stopping => {
-                    conn.write_message(SHUTDOWN_NOTICE).await?;
+                    send(&mut conn, Reply::close(SHUTDOWN_NOTICE), tally).await?;
                     return Ok(conn.close().await?);
                 }
                 () = expired => {
                     let notice = deadline.map_or("", |(_, notice)| notice);
-                    conn.write_message(notice).await?;
+                    send(&mut conn, Reply::close(notice), tally).await?;
                     conn.close().await?;
                     anyhow::bail!("{notice}");
                 }
@@ -87,8 +90,9 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
             let message = match read {
                 Ok(Some(message)) => message,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(say_goodbye(conn, e).await.into()),
+                Err(e) => return Err(say_goodbye(conn, e, tally).await.into()),
             };
+            tally.received += 1;
             if self.handler.may_log(&state, &message) {
                 // Debug formatting escapes control characters a client may have sent.
                 debug!("{addr}: received {message:?}");
@@ -99,12 +103,12 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
                 Ok(reply) => reply,
                 Err(e) => {
                     // The client learns that the fault is ours; the details go to the log.
-                    let _ = conn.write_message(INTERNAL_ERROR).await;
+                    let _ = send(&mut conn, Reply::close(INTERNAL_ERROR), tally).await;
                     let _ = conn.close().await;
                     return Err(e);
                 }
             };
-            if send(&mut conn, reply).await? {
+            if send(&mut conn, reply, tally).await? {
                 return Ok(conn.close().await?);
             }
         }
@@ -119,12 +123,14 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
     }
 }
 
-/// Queues `reply`; true when the conversation ends with it.
+/// Queues `reply` and counts it; true when the conversation ends with it.
 async fn send<S: Stream, C: Codec>(
     conn: &mut Connection<S, C>,
     reply: Reply,
+    tally: &mut Tally,
 ) -> Result<bool, ConnectionError<C::Error>> {
     conn.write_message(reply.text).await?;
+    tally.sent += 1;
     Ok(reply.close)
 }
 
@@ -133,10 +139,11 @@ async fn send<S: Stream, C: Codec>(
 async fn say_goodbye<S: Stream, C: Codec>(
     mut conn: Connection<S, C>,
     e: ConnectionError<C::Error>,
+    tally: &mut Tally,
 ) -> ConnectionError<C::Error> {
     if e.can_tell_peer() {
         let notice = format!("error: {e}; closing the connection");
-        if conn.write_message(notice).await.is_ok() {
+        if send(&mut conn, Reply::close(notice), tally).await.is_ok() {
             let _ = conn.close().await;
         }
     }

@@ -42,13 +42,18 @@ const REFUSAL_TIME: Duration = Duration::from_millis(250);
 
 /// What a server does with one accepted connection.
 pub trait Service: Send + Sync + 'static {
+    /// What `serve_connection` counts in its [`Tally`]: "message", or "byte".
+    const UNIT: &'static str;
+
     /// Serves `stream` until the peer leaves, an error, or `shutdown` is cancelled; in the
-    /// last case it should tell the peer and return promptly.
+    /// last case it should tell the peer and return promptly. Counts what it receives and
+    /// sends in `tally`, however the connection ends.
     fn serve_connection<S: Stream>(
         &self,
         stream: S,
         peer: SocketAddr,
         shutdown: CancellationToken,
+        tally: &mut Tally,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Tells a client it is not served, and why, as well as its protocol allows, then
@@ -56,6 +61,22 @@ pub trait Service: Send + Sync + 'static {
     fn refuse<S: Stream>(&self, stream: S, why: String) -> impl Future<Output = ()> + Send {
         let _ = why;
         async move { drop(stream) }
+    }
+}
+
+/// What crossed one connection, in its service's unit, for the line that logs its end:
+/// the evidence that a client was served, and how much.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub received: u64,
+    pub sent: u64,
+}
+
+impl Tally {
+    /// "3 messages in, 4 out".
+    pub fn describe(&self, unit: &str) -> String {
+        let plural = if self.received == 1 { "" } else { "s" };
+        format!("{} {unit}{plural} in, {} out", self.received, self.sent)
     }
 }
 
@@ -143,11 +164,15 @@ pub async fn serve<P: Service>(
             let _held = (permit, slot);
             let started = Instant::now();
             info!("{peer}: connected");
-            let outcome = service.serve_connection(stream, peer, stopping).await;
+            let mut tally = Tally::default();
+            let outcome = service
+                .serve_connection(stream, peer, stopping, &mut tally)
+                .await;
             let took = humantime::format_duration(round_ms(started.elapsed()));
+            let tally = tally.describe(P::UNIT);
             match outcome {
-                Ok(()) => info!("{peer}: closed after {took}"),
-                Err(e) => warn!("{peer}: closed after {took}: {e:#}"),
+                Ok(()) => info!("{peer}: closed after {took}; {tally}"),
+                Err(e) => warn!("{peer}: closed after {took}; {tally}: {e:#}"),
             }
         });
     }

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::Service;
+use super::{Service, Tally};
 use crate::transport::Stream;
 
 /// The buffer of a busy connection.
@@ -35,11 +35,14 @@ pub struct RawEcho {
 }
 
 impl Service for RawEcho {
+    const UNIT: &'static str = "byte";
+
     async fn serve_connection<S: Stream>(
         &self,
         mut stream: S,
         _peer: SocketAddr,
         shutdown: CancellationToken,
+        tally: &mut Tally,
     ) -> anyhow::Result<()> {
         // Registered once: see the conversation loop.
         let stopping = shutdown.cancelled();
@@ -60,7 +63,9 @@ impl Service for RawEcho {
                 if n == 0 {
                     return Ok(());
                 }
+                tally.received += n as u64;
                 self.write(&mut stream, &first[..n]).await?;
+                tally.sent += n as u64;
                 buf = vec![0u8; CHUNK];
                 continue;
             } else {
@@ -75,7 +80,9 @@ impl Service for RawEcho {
                     }
                 }
             };
+            tally.received += n as u64;
             self.write(&mut stream, &buf[..n]).await?;
+            tally.sent += n as u64;
         }
     }
 }

@@ -56,6 +56,46 @@ fn built_in_log_records_connections_privately_and_console_stays_quiet() {
     );
 }
 
+/// The line that logs a connection's end says how much it carried: what shows, in the
+/// log alone, that a client was served.
+#[test]
+fn each_closed_connection_is_logged_with_what_it_carried() {
+    use std::io::{Read, Write};
+
+    let server = Server::start(&["echo"]);
+    let mut client = server.client(); // the greeting read: 1 out
+    let polite = client.local_addr().unwrap();
+    for message in ["one", "два", "three"] {
+        assert_eq!(echo(&mut client, message), message);
+    }
+    drop(client);
+    let mut rude = server.connect();
+    let rude_addr = rude.local_addr().unwrap();
+    rude.write_all(&u32::MAX.to_be_bytes()).unwrap(); // too long: refused with a notice
+    let _ = rude.read_to_end(&mut Vec::new());
+    let log = server.wait_for_log(&format!("{rude_addr}: closed after"));
+    let end = |addr| {
+        log.lines()
+            .find(|line| line.contains(&format!("{addr}: closed after")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(end(polite).ends_with("; 3 messages in, 4 out"), "{log}");
+    assert!(end(rude_addr).contains("; 0 messages in, 2 out: "), "{log}");
+
+    let mut cmd = netlab();
+    cmd.args(["serve", "echo", "--codec", "raw", "--port", "0"]);
+    let raw = Server::start_command(cmd);
+    let mut client = raw.connect();
+    let addr = client.local_addr().unwrap();
+    client.write_all("привет\n".as_bytes()).unwrap();
+    let mut back = [0u8; 13];
+    client.read_exact(&mut back).unwrap();
+    drop(client);
+    let log = raw.wait_for_log(&format!("{addr}: closed after"));
+    assert!(log.contains("; 13 bytes in, 13 out"), "{log}");
+}
+
 #[test]
 fn shipped_log4rs_yaml_writes_relative_to_the_working_directory() {
     let work = tempfile::tempdir().unwrap();

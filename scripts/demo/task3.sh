@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
 # Task 3: the server keeps listening after a client leaves, and serves several at once.
-# Run through scripts/with-server.sh, which provides NETLAB_BIN and NETLAB_PORT.
 set -euo pipefail
-netlab=${NETLAB_BIN:?}
+source "$(dirname "$0")/lib.sh"
 
-echo "--- client 1 talks, then leaves ---"
+heading 3 "the server keeps listening after a client leaves, and serves several at once"
+start_server echo
+
+step "client 1 sends two messages, then leaves"
 printf 'hello\nfrom client 1\n' | "$netlab" connect
-echo "--- client 2, after client 1 left ---"
+step "client 2 connects after client 1 has left: the server is still listening"
 printf 'still listening?\n' | "$netlab" connect
-echo "--- clients 3 and 4 at the same time ---"
-(sleep 1; printf 'three\n') | "$netlab" connect &
-(sleep 1; printf 'four\n') | "$netlab" connect
-wait
+step "clients 3, 4 and 5 at the same time, each staying connected for a second"
+clients=()
+for n in 3 4 5; do
+  (printf 'client %s here\n' "$n"; sleep 1) | "$netlab" connect --bind "127.0.0.$n" \
+    | sed "s/^/[client $n] /" &
+  clients+=($!)
+done
+wait "${clients[@]}"
+step "client 6, after all of them"
+printf 'one more\n' | "$netlab" connect
+stop_server
+show_log 'connected|closed'
+
+clients=$(served); at_once=$(most_at_once)
+((clients == 6)) || fail "the log shows $clients clients served, not 6"
+((at_once >= 3)) || fail "the log shows at most $at_once clients at once, not 3"
+shown "$clients clients served one after another and $at_once at once;" \
+  "$(messages_in) messages in, $(messages_out) out (a greeting each, and the echoes);" \
+  "the server stopped only when told to"

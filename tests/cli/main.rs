@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod bench;
 mod client;
+mod demos;
 mod echo;
 mod guessing;
 mod ident;

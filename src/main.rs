@@ -40,7 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = ClientConfig {
                 host: prompt::host(args.host_given, args.host.clone())?,
                 port: prompt::port(args.port_given, args.port, false)?,
-                ..args.client_config()
+                ..args.client_config()?
             };
             netlab::client::run(&config)
         }
@@ -57,6 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(problem) => anyhow::bail!("{problem}"),
                 None => Ok(()),
             }
+        }
+        Command::Tls { action } => {
+            logging::init_tool();
+            netlab::tools::tls::run(action, &mut io::stdout().lock())
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netlab", &mut io::stdout());

@@ -6,9 +6,9 @@
 //! carry on with secrets exposed. Files it creates itself are private from the start
 //! (see [`crate::process::restrict_new_files`]).
 
-use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -43,6 +43,34 @@ pub fn refuse_exposed<'a>(
         first.display(),
         all.join(" ")
     )
+}
+
+/// Replaces `path` with `contents`, private (0600, in a 0700 directory made if missing)
+/// and atomically: a temporary file, synced, then renamed, so that a crash leaves the old
+/// file or the new one, never half of one.
+pub fn replace(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("the file has no directory")?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("could not create {}", dir.display()))?;
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&temp);
+        })
+        .with_context(|| format!("could not write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -20,9 +20,12 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use clap_complete::Shell;
 
 use crate::client::ClientConfig;
+use crate::client::trust::Trust;
 use crate::handler::auth::Registration;
 use crate::server::ServerConfig;
 use crate::tools::admin::{ClientsAction, DbArgs, SessionsAction, UsersAction};
+use crate::tools::tls::TlsAction;
+use crate::transport::tls::{self, Identity};
 use crate::wire::CodecKind;
 use crate::wire::connection::Limits;
 use crate::wire::frame::DEFAULT_MAX_FRAME;
@@ -60,6 +63,11 @@ pub enum Command {
     },
     /// Load an echo server and measure it: messages/s, latency percentiles, errors.
     Bench(BenchArgs),
+    /// See or renew the certificate of `serve --tls`.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
     /// Print a shell completion script, e.g. `netlab completions bash > /etc/bash_completion.d/netlab`.
     Completions {
         #[arg(value_enum)]
@@ -286,6 +294,28 @@ pub struct ServerArgs {
     /// read its replies.
     #[arg(long, env = "NETLAB_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub frame_timeout: Duration,
+    /// Speak TLS 1.3 or 1.2 on every connection. Without --tls-cert, a self-signed
+    /// certificate made on first use and kept in the user's data directory
+    /// (~/.local/share/netlab/tls/) is presented.
+    #[arg(long, env = "NETLAB_TLS")]
+    pub tls: bool,
+    /// Certificate chain to present with --tls (PEM), instead of the generated one.
+    #[arg(
+        long,
+        env = "NETLAB_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM), readable by its owner only.
+    #[arg(
+        long,
+        env = "NETLAB_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Whether --port was given (by flag or environment) rather than defaulted.
     #[arg(skip)]
     pub port_given: bool,
@@ -324,10 +354,57 @@ pub struct ConnectArgs {
     /// the user's state directory (~/.local/state/netlab/tokens on Linux).
     #[arg(long, env = "NETLAB_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     #[arg(skip)]
     pub host_given: bool,
     #[arg(skip)]
     pub port_given: bool,
+}
+
+/// How a client speaks TLS: `netlab connect` and `netlab bench`.
+#[derive(Debug, Args, Clone)]
+pub struct ClientTlsArgs {
+    /// Speak TLS. The server's certificate is trusted on first use, as ssh does: recorded
+    /// in --known-hosts the first time, refused if it ever changes.
+    #[arg(long, env = "NETLAB_TLS")]
+    pub tls: bool,
+    /// Trust the certificates these CAs signed (PEM), for the --host name, as a browser
+    /// does, instead of trusting on first use.
+    #[arg(
+        long,
+        env = "NETLAB_TLS_CA",
+        value_name = "PATH",
+        requires = "tls",
+        conflicts_with = "tls_pin"
+    )]
+    pub tls_ca: Option<PathBuf>,
+    /// Trust exactly the certificate with this fingerprint (sha256:HEX, as `netlab tls
+    /// fingerprint` prints it).
+    #[arg(long, env = "NETLAB_TLS_PIN", value_name = "FINGERPRINT", requires = "tls",
+          value_parser = crate::client::trust::parse_pin)]
+    pub tls_pin: Option<String>,
+    /// Where certificates trusted on first use are recorded. Default: the user's state
+    /// directory (~/.local/state/netlab/known_hosts on Linux).
+    #[arg(long, env = "NETLAB_KNOWN_HOSTS", value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// How the server's certificate is judged; `None` without --tls.
+    pub fn trust(&self) -> anyhow::Result<Option<Trust>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        Ok(Some(match (&self.tls_ca, &self.tls_pin) {
+            (Some(ca), _) => Trust::Ca(ca.clone()),
+            (_, Some(pin)) => Trust::Pin(pin.clone()),
+            _ => Trust::FirstUse(match &self.known_hosts {
+                Some(path) => path.clone(),
+                None => crate::client::trust::default_known_hosts()?,
+            }),
+        }))
+    }
 }
 
 impl Cli {
@@ -357,6 +434,7 @@ impl Cli {
             | Command::Bench(_)
             | Command::Users { .. }
             | Command::Sessions { .. }
+            | Command::Tls { .. }
             | Command::Completions { .. } => {}
         }
         cli
@@ -480,11 +558,23 @@ impl ServerArgs {
             ..ServerConfig::default()
         }
     }
+
+    /// The certificate and key to present, with --tls: the given ones, or the generated.
+    pub fn tls_identity(&self) -> anyhow::Result<Option<Identity>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Identity::from_files(cert, key)?,
+            _ => Identity::generated(&tls::default_dir()?, &self.host)?,
+        };
+        Ok(Some(identity))
+    }
 }
 
 impl ConnectArgs {
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        Ok(ClientConfig {
             host: self.host.clone(),
             port: self.port,
             codec: self.codec,
@@ -493,7 +583,8 @@ impl ConnectArgs {
             token_file: self.token_file.clone(),
             greeting_timeout: self.greeting_timeout,
             reply_timeout: self.reply_timeout,
-        }
+            tls: self.tls.trust()?,
+        })
     }
 }
 

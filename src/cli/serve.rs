@@ -1,9 +1,10 @@
 //! `netlab serve MODE`: from the flags to a running server.
 //!
 //! In order: ask for the port if needed, make new files private, start the service log
-//! (and say on stderr where it is), set the mode up (its database, its hashing threads),
-//! bind, print `listening on ADDR` as the first line of stdout (and on stderr, a move to
-//! another port), and serve until Ctrl-C or SIGTERM. A fatal error goes to the log as
+//! (and say on stderr where it is), set the mode up (its database, its hashing threads,
+//! with --tls its certificate), bind, print `listening on ADDR` as the first line of
+//! stdout (then with --tls `tls certificate sha256:HEX`; on stderr, a move to another
+//! port), and serve until Ctrl-C or SIGTERM. A fatal error goes to the log as
 //! well as to stderr.
 //!
 //! This is the one place where a codec meets a handler: adding a codec means one more
@@ -16,7 +17,7 @@ use super::prompt;
 use super::{ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
 use crate::handler::{Auth, Echo, Handler, Ident};
-use crate::server::{self, Conversation, RawEcho, ServerConfig, Service};
+use crate::server::{self, Conversation, RawEcho, ServerConfig, Service, Tls};
 use crate::store::{SharedStore, Store};
 use crate::transport::listen;
 use crate::wire::{CodecKind, Framed, Lines};
@@ -94,14 +95,33 @@ fn serve<S: Service>(
     let log = logging::init_server(args.log_config.as_deref(), name)?;
     // Said once, so that whoever started the server knows where to look.
     eprintln!("netlab: service log: {log}");
+    if name == "auth" && !args.tls && !is_loopback(&args.host) {
+        let warning = format!(
+            "listening on {} without --tls: passwords and session tokens will cross the \
+             network in clear",
+            args.host
+        );
+        eprintln!("netlab: warning: {warning}");
+        log::warn!("{warning}");
+    }
     let result = service(&args).and_then(|service| {
+        let identity = args.tls_identity()?;
+        let config = args.server_config(per_address);
         let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
-        runtime.block_on(listen_and_serve(
-            name,
-            &args,
-            args.server_config(per_address),
-            service,
-        ))
+        match identity {
+            None => runtime.block_on(listen_and_serve(name, &args, config, service, None)),
+            Some(identity) => {
+                let service = Tls::new(service, identity.acceptor()?, args.frame_timeout);
+                let fingerprint = identity.fingerprint();
+                runtime.block_on(listen_and_serve(
+                    name,
+                    &args,
+                    config,
+                    service,
+                    Some(fingerprint),
+                ))
+            }
+        }
     });
     if let Err(e) = &result {
         log::error!("{e:#}");
@@ -109,11 +129,22 @@ fn serve<S: Service>(
     result
 }
 
+/// Whether `host` is a loopback address or `localhost`: traffic that never leaves the
+/// machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Binds, says where (and with --tls, the certificate's fingerprint), and serves.
 async fn listen_and_serve(
     name: &str,
     args: &ServerArgs,
     config: ServerConfig,
     service: impl Service,
+    fingerprint: Option<String>,
 ) -> anyhow::Result<()> {
     let listener = listen::bind(&args.host, args.port, args.port_retries).await?;
     // Both handlers are installed before `listening on` is printed: whoever reads that
@@ -139,6 +170,10 @@ async fn listen_and_serve(
     }
     println!("listening on {addr}");
     log::info!("listening on {addr} (pid {})", std::process::id());
+    if let Some(fingerprint) = fingerprint {
+        println!("tls certificate {fingerprint}");
+        log::info!("tls certificate {fingerprint}");
+    }
     server::serve(listener, service, config, shutdown).await;
     Ok(())
 }

@@ -20,7 +20,7 @@
 //! when asked. The main thread owns the socket's writing half.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use zeroize::Zeroizing;
 
+use super::link::Link;
 use super::token_file::TokenFile;
 use super::{ClientConfig, QUIT};
 use crate::handler::auth::{ASK_USERNAME, TOKEN_CAPABILITY, TOKEN_LINE};
@@ -70,8 +71,18 @@ enum Unsent {
 }
 
 /// Talks to the server on `stream` until the conversation ends; see the module doc.
-pub fn run(stream: TcpStream, config: &ClientConfig, interactive: bool) -> anyhow::Result<()> {
-    let server = stream.peer_addr()?;
+pub fn run(
+    stream: Link,
+    server: SocketAddr,
+    config: &ClientConfig,
+    interactive: bool,
+) -> anyhow::Result<()> {
+    // A token won over TLS is kept apart, so that it is never offered over plain TCP.
+    let token_key = if stream.is_tls() {
+        format!("tls://{server}")
+    } else {
+        server.to_string()
+    };
     let (events, inbox) = mpsc::channel();
     spawn_receiver(
         stream.try_clone()?,
@@ -85,6 +96,7 @@ pub fn run(stream: TcpStream, config: &ClientConfig, interactive: bool) -> anyho
         codec: config.codec,
         max_frame: config.max_frame,
         server,
+        token_key,
         out: io::stdout().lock(),
         tokens: None,
         token_file: config.token_file.clone(),
@@ -167,10 +179,12 @@ pub fn run(stream: TcpStream, config: &ClientConfig, interactive: bool) -> anyho
 }
 
 struct Conversation<'a> {
-    stream: TcpStream,
+    stream: Link,
     codec: CodecKind,
     max_frame: usize,
     server: SocketAddr,
+    /// What the session token is kept under: the address, `tls://` first over TLS.
+    token_key: String,
     out: io::StdoutLock<'a>,
     /// The token file, once the server has said it takes tokens.
     tokens: Option<TokenFile>,
@@ -273,9 +287,11 @@ impl Conversation<'_> {
         let server = self.server;
         let limit = humantime::format_duration(limit);
         if !self.greeted {
-            let hint = match config.codec {
-                CodecKind::Lines => "a raw echo server? try --codec raw",
-                _ => "a line or raw server? try --codec lines or --codec raw",
+            let hint = match (config.codec, config.tls.is_some()) {
+                (CodecKind::Lines, true) => "a raw echo server? try --codec raw",
+                (CodecKind::Lines, false) => "a raw echo or TLS server? try --codec raw or --tls",
+                (_, true) => "a line or raw server? try --codec lines or --codec raw",
+                (_, false) => "a line, raw or TLS server? try --codec lines, --codec raw or --tls",
             };
             format!("no greeting from {server} within {limit}; {hint}")
         } else if self.sending {
@@ -368,7 +384,7 @@ impl Conversation<'_> {
                 Err(e) => return eprintln!("netlab: session tokens are off: {e:#}"),
             },
         };
-        let offer = match file.get(&self.server.to_string()) {
+        let offer = match file.get(&self.token_key) {
             Ok(Some(token)) => Zeroizing::new(format!("/token {}", token.as_str())),
             Ok(None) => Zeroizing::new("/token".to_owned()),
             Err(e) => return eprintln!("netlab: session tokens are off: {e:#}"),
@@ -388,7 +404,7 @@ impl Conversation<'_> {
         let Some((shown, token)) = text.rsplit_once(&format!("\n{TOKEN_LINE}")) else {
             return text;
         };
-        if let Err(e) = tokens.set(&self.server.to_string(), token.trim()) {
+        if let Err(e) = tokens.set(&self.token_key, token.trim()) {
             eprintln!("netlab: could not keep the session token: {e:#}");
         }
         let shown = shown.to_owned();
@@ -398,7 +414,7 @@ impl Conversation<'_> {
 
     fn forget_token(&mut self) {
         if let Some(tokens) = &self.tokens
-            && let Err(e) = tokens.remove(&self.server.to_string())
+            && let Err(e) = tokens.remove(&self.token_key)
         {
             eprintln!("netlab: could not remove the session token: {e:#}");
         }
@@ -413,12 +429,7 @@ pub fn asks_for_secret(message: &str) -> bool {
         .is_some_and(|line| line.trim_end().to_lowercase().ends_with("password:"))
 }
 
-fn spawn_receiver(
-    stream: TcpStream,
-    codec: CodecKind,
-    max_frame: usize,
-    events: mpsc::Sender<Event>,
-) {
+fn spawn_receiver(stream: Link, codec: CodecKind, max_frame: usize, events: mpsc::Sender<Event>) {
     thread::spawn(move || {
         let mut stream = BufReader::new(stream);
         loop {

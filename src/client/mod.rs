@@ -4,13 +4,17 @@
 //!   timeouts and the rules for a normal end.
 //! - [`raw`]: any TCP service, as nc would.
 //! - [`token_file`]: the session tokens kept per server.
+//! - [`link`] and [`trust`]: the connection, plain or TLS, and which certificates it
+//!   accepts.
 //!
 //! Invariant: the client never waits for ever and never fails silently. Whatever ends the
 //! conversation other than the user is one line on stderr and exit status 1.
 
 pub mod conversation;
+pub mod link;
 pub mod raw;
 pub mod token_file;
+pub mod trust;
 
 use std::io::{self, IsTerminal};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -20,6 +24,8 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 
 use crate::wire::CodecKind;
+use link::Link;
+use trust::Trust;
 
 /// Typed on a line of its own, ends the conversation.
 pub const QUIT: &str = "/quit";
@@ -42,6 +48,8 @@ pub struct ClientConfig {
     /// Longest wait for the answer to a message, or for the server's close after the end
     /// of input.
     pub reply_timeout: Duration,
+    /// With TLS, how the server's certificate is judged; `None`: plain TCP.
+    pub tls: Option<Trust>,
 }
 
 pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
@@ -57,19 +65,24 @@ pub fn run(config: &ClientConfig) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let server = stream.peer_addr()?;
     log::debug!("connected to {server} from {}", stream.local_addr()?);
+    let link = match &config.tls {
+        None => Link::Tcp(stream),
+        Some(trust) => Link::tls(stream, &config.host, &target, trust, CONNECT_TIMEOUT)?,
+    };
+    let over = if link.is_tls() { " over TLS" } else { "" };
     let interactive = io::stdin().is_terminal();
     match config.codec {
         CodecKind::Raw => {
             if interactive {
-                eprintln!("connected to {server}; bytes pass as they are; Ctrl-D to leave");
+                eprintln!("connected to {server}{over}; bytes pass as they are; Ctrl-D to leave");
             }
-            raw::run(stream)
+            raw::run(link, server)
         }
         CodecKind::Framed | CodecKind::Lines => {
             if interactive {
-                eprintln!("connected to {server}; {QUIT} or Ctrl-D to leave");
+                eprintln!("connected to {server}{over}; {QUIT} or Ctrl-D to leave");
             }
-            conversation::run(stream, config, interactive)
+            conversation::run(link, server, config, interactive)
         }
     }
 }

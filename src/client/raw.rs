@@ -6,15 +6,16 @@
 //! closes, and that end is normal only if the input had ended first.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use anyhow::Context;
 
-pub fn run(stream: TcpStream) -> anyhow::Result<()> {
-    let server = stream.peer_addr()?;
+use super::link::Link;
+
+pub fn run(stream: Link, server: SocketAddr) -> anyhow::Result<()> {
     let mut to_server = stream.try_clone()?;
     let input_ended = Arc::new(AtomicBool::new(false));
     let sender = thread::spawn({

@@ -4,16 +4,16 @@
 //! temporary file, synced, then renamed), so a crash never leaves half a file; and a
 //! file that other users can read is refused, as ssh refuses such a private key.
 //!
-//! Format: one line per server, `ADDRESS TOKEN`, the address as `127.0.0.1:9090` and the
+//! Format: one line per server, `ADDRESS TOKEN`, the address as `127.0.0.1:9090` (or
+//! `tls://127.0.0.1:9090` for a token won over TLS, never offered over plain TCP) and the
 //! token as 64 hex digits. A line that is not one is reported, kept as it is, and never
 //! used.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -105,15 +105,6 @@ impl TokenFile {
     }
 
     fn save(&self, contents: &Contents) -> anyhow::Result<()> {
-        let dir = self
-            .path
-            .parent()
-            .context("the token file has no directory")?;
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
         let mut text = Zeroizing::new(String::new());
         for (server, token) in &contents.tokens {
             text.push_str(server);
@@ -126,24 +117,7 @@ impl TokenFile {
             text.push_str(line);
             text.push('\n');
         }
-        let temp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&temp, &self.path)
-        };
-        write()
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&temp);
-            })
-            .with_context(|| format!("could not write {}", self.path.display()))
+        private_file::replace(&self.path, text.as_bytes())
     }
 }
 
@@ -152,9 +126,7 @@ fn parse(text: &str) -> Contents {
     let mut contents = Contents::default();
     for (i, line) in text.lines().enumerate() {
         match line.trim().split_once(' ') {
-            Some((server, token))
-                if server.parse::<SocketAddr>().is_ok() && is_token(token.trim()) =>
-            {
+            Some((server, token)) if is_server(server) && is_token(token.trim()) => {
                 contents
                     .tokens
                     .insert(server.to_owned(), token.trim().to_owned());
@@ -164,6 +136,14 @@ fn parse(text: &str) -> Contents {
         }
     }
     contents
+}
+
+/// `127.0.0.1:9090`, or `tls://127.0.0.1:9090` for a token won over TLS.
+fn is_server(s: &str) -> bool {
+    s.strip_prefix("tls://")
+        .unwrap_or(s)
+        .parse::<SocketAddr>()
+        .is_ok()
 }
 
 fn is_token(s: &str) -> bool {

@@ -7,12 +7,13 @@
 //!
 //! What happens on a connection is the [`Service`]'s business: messages of some codec
 //! answered by a [`Handler`](crate::handler::Handler) ([`Conversation`]), or raw bytes
-//! ([`RawEcho`]). One connection's error is logged with its peer address and never
+//! ([`RawEcho`]), either of them inside TLS ([`Tls`]). One connection's error is logged with its peer address and never
 //! reaches the loop.
 
 mod admission;
 mod conversation;
 mod raw;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -33,6 +34,7 @@ use admission::PerSource;
 
 pub use conversation::{Conversation, INTERNAL_ERROR, SHUTDOWN_NOTICE};
 pub use raw::RawEcho;
+pub use tls::Tls;
 
 /// Longest pause after failed accepts in a row (out of file descriptors, say).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);

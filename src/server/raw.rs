@@ -61,6 +61,8 @@ impl Service for RawEcho {
                     })?
                     .context("reading")?;
                 if n == 0 {
+                    // The peer has finished; so have we (over TLS: close_notify).
+                    let _ = stream.shutdown().await;
                     return Ok(());
                 }
                 tally.received += n as u64;
@@ -70,7 +72,10 @@ impl Service for RawEcho {
                 continue;
             } else {
                 match read_now(&mut stream, &mut buf) {
-                    Some(Ok(0)) => return Ok(()),
+                    Some(Ok(0)) => {
+                        let _ = stream.shutdown().await;
+                        return Ok(());
+                    }
                     Some(Ok(n)) => n,
                     Some(Err(e)) => return Err(e).context("reading"),
                     // Drained: go idle without the buffer.

@@ -3,12 +3,14 @@
 //! - [`listen`]: the listening socket, moving on to the next port when one is taken
 //!   (lab task 6).
 //! - [`source`]: where a connection comes from, as limits and penalties count it.
+//! - [`tls`]: the certificate and acceptor of `--tls`.
 //!
 //! Above this layer a connection is a [`Stream`]: bytes in, bytes out, whatever carries
 //! them.
 
 pub mod listen;
 pub mod source;
+pub mod tls;
 
 pub use source::Source;
 

@@ -151,8 +151,8 @@ fn a_server_that_never_greets_is_named_within_the_timeout() {
     assert_eq!(
         stderr,
         format!(
-            "netlab: no greeting from 127.0.0.1:{port} within 500ms; a line or raw server? \
-             try --codec lines or --codec raw; 1 line(s) of input not sent\n"
+            "netlab: no greeting from 127.0.0.1:{port} within 500ms; a line, raw or TLS \
+             server? try --codec lines, --codec raw or --tls; 1 line(s) of input not sent\n"
         )
     );
 }
@@ -167,7 +167,7 @@ fn netlabs_own_raw_echo_server_gets_the_same_hint() {
     );
     assert_eq!(code, Some(1));
     assert!(
-        stderr.contains("try --codec lines or --codec raw"),
+        stderr.contains("try --codec lines, --codec raw or --tls"),
         "{stderr}"
     );
 }

@@ -18,5 +18,6 @@ mod python_example;
 mod raw;
 mod service_log;
 mod shutdown;
+mod tls;
 mod usage;
 mod wire;

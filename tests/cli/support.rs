@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -70,6 +71,8 @@ pub struct Server {
     pub addr: SocketAddr,
     stdout: BufReader<std::process::ChildStdout>,
     dir: tempfile::TempDir,
+    /// The built-in log, in the data directory the server was given or this one's.
+    log: PathBuf,
 }
 
 impl Server {
@@ -87,10 +90,11 @@ impl Server {
         let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
         let own_data = cmd
             .get_envs()
-            .any(|(k, v)| k == "XDG_DATA_HOME" && v != Some(SHARED_DATA.as_ref()));
-        if !own_data {
-            cmd.env("XDG_DATA_HOME", dir.path().join("data"));
-        }
+            .find(|(k, v)| *k == "XDG_DATA_HOME" && *v != Some(SHARED_DATA.as_ref()))
+            .and_then(|(_, v)| v.map(PathBuf::from));
+        let data = own_data.unwrap_or_else(|| dir.path().join("data"));
+        cmd.env("XDG_DATA_HOME", &data);
+        let log = data.join("netlab/netlab.log");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -115,11 +119,30 @@ impl Server {
             addr,
             stdout,
             dir,
+            log,
         }
     }
 
     pub fn port(&self) -> String {
         self.addr.port().to_string()
+    }
+
+    /// The next line the server prints on stdout (after `listening on`), waited for at
+    /// most PATIENCE.
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        if !self.stdout.buffer().contains(&b'\n') {
+            let mut ready = libc::pollfd {
+                fd: self.stdout.get_ref().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the duration of the call.
+            let n = unsafe { libc::poll(&mut ready, 1, PATIENCE.as_millis() as i32) };
+            assert!(n > 0, "no line from the server in time");
+        }
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -155,7 +178,7 @@ impl Server {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("data/netlab/netlab.log")
+        self.log.clone()
     }
 
     /// What the server wrote to stderr so far: fatal errors only.

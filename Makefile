@@ -14,12 +14,12 @@ build:
 test:
 	cargo test
 
-## netlab's echo server against a bare tokio + LengthDelimitedCodec baseline, and its
-## line codec against its framed one (~6 min); then instructions per message, which
+## netlab's echo server against a bare tokio + LengthDelimitedCodec baseline, its line
+## codec against its framed one, and TLS against plain (~8 min); then instructions per message, which
 ## unlike timings repeat exactly from run to run (needs valgrind).
 bench:
 	cargo build --release --quiet --bin netlab --example baseline_echo
-	python3 scripts/bench.py --codecs
+	python3 scripts/bench.py --codecs --tls
 	python3 scripts/instructions.py
 
 ## Framed echo of this tree against an earlier revision, built in a scratch worktree:

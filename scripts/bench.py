@@ -8,7 +8,10 @@ Tables, each comparing two servers that run side by side and get the same loads 
    idle connections held by each, with peak RSS;
 2. (--codecs) netlab with --codec lines against netlab framed: what the line codec costs;
 3. (--before BIN) netlab framed against another netlab build, such as the previous
-   release: a regression check (`make bench-before REV=...`).
+   release: a regression check (`make bench-before REV=...`);
+4. (--tls) netlab framed inside TLS against plain netlab framed, then connections per
+   second (connect, handshake, one echo, close) plain, TLS with session resumption and
+   TLS with every handshake in full.
 
 Each point runs twice (--rounds), once with each server first, and the rounds are
 averaged: on two shared cores, whichever runs first does measurably differently.
@@ -73,12 +76,16 @@ class Server:
                 self.proc.wait()
 
 
-def netlab_server(name, binary, data_dir, codec="framed"):
+def netlab_server(name, binary, data_dir, codec="framed", tls=False):
     env = dict(os.environ, XDG_DATA_HOME=data_dir)
     argv = [binary, "serve", "echo", "--port", "0", "--max-connections", "20000"]
     if codec != "framed":
         argv += ["--codec", codec]
-    return Server(name, argv, ["--codec", codec], env)
+    client = ["--codec", codec]
+    if tls:
+        argv.append("--tls")
+        client.append("--tls")
+    return Server(name, argv, client, env)
 
 
 def baseline_server():
@@ -162,6 +169,37 @@ def hold(args, data, deadline):
     return errors
 
 
+def handshakes(args, data, deadline):
+    """Connections per second, each a full cycle: connect, (handshake,) greeting, one
+    64-byte echo, close; 16 slots at once."""
+    print(f"\nconnections per second, 16 slots, {args.duration} per run after {args.warmup} "
+          f"warm-up, mean of {args.rounds} rounds:")
+    plain = netlab_server("plain", NETLAB, data)
+    tls = netlab_server("tls", NETLAB, data, tls=True)
+    errors, first = 0, None
+    try:
+        for label, server, extra in (
+            ("plain TCP", plain, []),
+            ("TLS, resumed sessions", tls, []),
+            ("TLS, full handshakes", tls, ["--tls-fresh"]),
+        ):
+            if deadline - time.monotonic() < 30:
+                raise OutOfTime
+            runs = [bench(server, ["--reconnect", "--conns", "16", "--duration", args.duration,
+                                   "--warmup", args.warmup] + extra, deadline)
+                    for _ in range(args.rounds)]
+            m = mean(runs)
+            errors += m["errors"]
+            first = first or m["messages_per_sec"]
+            print(f"  {label:<24} {m['messages_per_sec']:>8,.0f} conn/s   p99 {m['p99_us']:>7,.0f} us"
+                  f"   server CPU {m['server_cpu_us_per_msg'] or float('nan'):>6.1f} us/conn"
+                  f"   ratio to plain {ratio(m['messages_per_sec'], first):.2f}", flush=True)
+    finally:
+        plain.stop()
+        tls.stop()
+    return errors
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", default="3s")
@@ -173,11 +211,13 @@ def main():
     parser.add_argument("--no-baseline", action="store_true", help="skip table 1")
     parser.add_argument("--codecs", action="store_true", help="table 2: lines against framed")
     parser.add_argument("--before", metavar="BIN", help="table 3: against this netlab build")
+    parser.add_argument("--tls", action="store_true", help="table 4: TLS against plain")
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
     conns = [16, 256] if args.quick else [1, 16, 256, 1000]
     grid = [(c, size, pipe) for c in conns for size in (64, 4096) for pipe in (1, 16)]
     small = [(c, 64, pipe) for c in (16, 256) for pipe in (1, 16)]
+    sizes = [(c, size, 1) for c in (16, 256) for size in (64, 4096)]
 
     for binary in (NETLAB, BASELINE, args.before or NETLAB):
         if not os.path.exists(binary):
@@ -199,6 +239,10 @@ def main():
                 tables.append((f"this netlab vs {args.before}",
                                lambda: netlab_server("now", NETLAB, data),
                                lambda: netlab_server("before", args.before, data), small))
+            if args.tls:
+                tables.append(("netlab TLS vs netlab plain",
+                               lambda: netlab_server("tls", NETLAB, data, tls=True),
+                               lambda: netlab_server("plain", NETLAB, data), sizes))
             for title, start_a, start_b, points in tables:
                 a, b = start_a(), start_b()
                 try:
@@ -206,6 +250,8 @@ def main():
                 finally:
                     a.stop()
                     b.stop()
+            if args.tls:
+                errors += handshakes(args, data, deadline)
             if args.hold and not args.no_baseline:
                 if deadline - time.monotonic() < 60:
                     raise OutOfTime

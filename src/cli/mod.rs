@@ -224,6 +224,17 @@ pub struct BenchArgs {
     /// then check that each still echoes.
     #[arg(long, env = "NETLAB_BENCH_HOLD", default_value_t = 0)]
     pub hold: u32,
+    /// Instead of load: each of --conns slots connects, sends one message, checks its
+    /// echo and closes, again and again; reports connections per second.
+    #[arg(long, env = "NETLAB_BENCH_RECONNECT", conflicts_with = "hold")]
+    pub reconnect: bool,
+    /// Speak TLS (`serve --tls`). The certificate is not judged: bench only your own
+    /// servers.
+    #[arg(long, env = "NETLAB_TLS")]
+    pub tls: bool,
+    /// With --tls: no session resumption, every handshake in full (for --reconnect).
+    #[arg(long, env = "NETLAB_BENCH_TLS_FRESH", requires = "tls")]
+    pub tls_fresh: bool,
     /// Report the CPU time this server process spends per message (it must run here).
     #[arg(long, env = "NETLAB_BENCH_SERVER_PID", value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -255,6 +266,12 @@ impl BenchArgs {
             server_pid: self.server_pid,
             max_frame: DEFAULT_MAX_FRAME,
             progress: progress && !self.json,
+            tls: self
+                .tls
+                .then(|| crate::client::trust::unjudged(!self.tls_fresh))
+                .transpose()?
+                .map(std::sync::Arc::new),
+            reconnect: self.reconnect,
         })
     }
 }

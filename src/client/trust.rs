@@ -105,6 +105,21 @@ impl Trust {
     }
 }
 
+/// For `netlab bench --tls`, which loads one's own servers: the handshake in full, the
+/// certificate not judged. Without `resume`, every handshake is a full one.
+pub fn unjudged(resume: bool) -> anyhow::Result<ClientConfig> {
+    let provider = Arc::new(crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SignaturesOnly(provider)))
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(config)
+}
+
 /// `<state dir>/netlab/known_hosts`, beside the session tokens.
 pub fn default_known_hosts() -> anyhow::Result<PathBuf> {
     let Some(dir) = dirs::state_dir().or_else(dirs::config_dir) else {

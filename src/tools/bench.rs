@@ -20,12 +20,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::wire::frame::HEADER_LEN;
 use crate::wire::lines;
@@ -58,6 +60,18 @@ pub struct BenchConfig {
     pub server_pid: Option<u32>,
     pub max_frame: usize,
     pub progress: bool,
+    /// With --tls: every connection inside TLS. The certificate is not judged (a load
+    /// generator on one's own servers), but the handshake is done in full.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Instead of load: for the duration, each connection slot connects, (with --tls
+    /// handshakes,) sends one message, reads its echo and closes, again and again.
+    pub reconnect: bool,
+}
+
+/// A connection, plain or inside TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -101,6 +115,8 @@ pub fn run(config: BenchConfig) -> anyhow::Result<Report> {
     runtime.block_on(async {
         if config.hold > 0 {
             hold(&config).await
+        } else if config.reconnect {
+            reconnect(&config).await
         } else {
             load(&config).await
         }
@@ -261,6 +277,96 @@ async fn hold(config: &BenchConfig) -> anyhow::Result<Report> {
     })
 }
 
+/// Connection cycles: each of `conns` slots connects, (with TLS handshakes,) reads the
+/// greeting, sends one message, checks its echo and closes, again and again. A cycle's
+/// latency is all of that; a slot stops at its first failure, which is counted.
+async fn reconnect(config: &BenchConfig) -> anyhow::Result<Report> {
+    if config.conns == 0 {
+        bail!("--conns must be at least 1");
+    }
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = config
+        .progress
+        .then(|| spawn_progress(config.warmup + config.duration, Arc::clone(&done)));
+    let cpu_task = tokio::spawn(CpuSampler::new(config.server_pid, window).run());
+    let mut slots = JoinSet::new();
+    for id in 0..config.conns {
+        let (config, done) = (config.clone(), Arc::clone(&done));
+        slots.spawn(async move {
+            let mut histogram = new_histogram();
+            let mut failures = Failures::default();
+            let mut wrong = 0;
+            while Instant::now() < window.end {
+                let began = Instant::now();
+                let conn = match open(&config).await {
+                    Ok(conn) => conn,
+                    Err(Failed::Connect) => {
+                        failures.connect += 1;
+                        break;
+                    }
+                    Err(Failed::Greeting) => {
+                        failures.no_greeting += 1;
+                        break;
+                    }
+                };
+                if echo_once(conn, id, &config).await.is_err() {
+                    wrong += 1;
+                    break;
+                }
+                let ended = Instant::now();
+                if began >= window.measure_from && ended <= window.end {
+                    let _ = histogram.record((ended - began).as_nanos() as u64);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (histogram, failures, wrong)
+        });
+    }
+    let mut histogram = new_histogram();
+    let mut failures = Failures::default();
+    let mut wrong_echoes = 0;
+    while let Some(slot) = slots.join_next().await {
+        let (h, f, w) = slot.context("a connection task failed")?;
+        histogram.add(&h).context("merging latencies")?;
+        failures.connect += f.connect;
+        failures.no_greeting += f.no_greeting;
+        wrong_echoes += w;
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let server_cpu = cpu_task.await.ok().flatten();
+    let cycles = histogram.len();
+    let seconds = config.duration.as_secs_f64();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Ok(Report {
+        mode: "reconnect",
+        conns: config.conns,
+        size: config.size,
+        pipeline: 1,
+        seconds,
+        messages: cycles,
+        messages_per_sec: cycles as f64 / seconds,
+        p50_us: us(histogram.value_at_quantile(0.5)),
+        p99_us: us(histogram.value_at_quantile(0.99)),
+        p999_us: us(histogram.value_at_quantile(0.999)),
+        max_us: us(histogram.max()),
+        errors: wrong_echoes + failures.connect + failures.no_greeting,
+        wrong_echoes,
+        connect_failures: failures.connect,
+        no_greeting: failures.no_greeting,
+        server_cpu_us_per_msg: server_cpu
+            .filter(|_| cycles > 0)
+            .map(|cpu_us| cpu_us / cycles as f64),
+        ..Report::default()
+    })
+}
+
 #[derive(Clone, Copy)]
 struct Window {
     measure_from: Instant,
@@ -284,14 +390,34 @@ enum EchoError {
 
 /// One connection's closed loop: see the module doc.
 async fn drive(
-    stream: TcpStream,
+    stream: Conn,
+    id: usize,
+    config: BenchConfig,
+    window: Window,
+    done: Arc<AtomicU64>,
+) -> Outcome {
+    // Plain TCP splits without a lock; TLS has one session for both directions.
+    match stream {
+        Conn::Plain(stream) => {
+            let (reader, writer) = stream.into_split();
+            drive_halves(reader, writer, id, config, window, done).await
+        }
+        Conn::Tls(stream) => {
+            let (reader, writer) = tokio::io::split(stream);
+            drive_halves(reader, writer, id, config, window, done).await
+        }
+    }
+}
+
+async fn drive_halves(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    writer: impl AsyncWrite + Unpin + Send + 'static,
     id: usize,
     config: BenchConfig,
     window: Window,
     done: Arc<AtomicU64>,
 ) -> Outcome {
     let pattern = Arc::new(Pattern::new(id, config.size));
-    let (reader, writer) = stream.into_split();
     let room = Arc::new(Semaphore::new(config.pipeline));
     // Send times, in order; the writer drops its end when it stops sending.
     let (sent, sent_at) = mpsc::unbounded_channel();
@@ -314,7 +440,7 @@ async fn drive(
 }
 
 async fn write_loop(
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
     config: BenchConfig,
     pattern: Arc<Pattern>,
     room: Arc<Semaphore>,
@@ -352,11 +478,14 @@ async fn write_loop(
         }
         writer.write_all(&buf).await?;
     }
+    // Done sending: a half-close (with TLS, close_notify), after which the server still
+    // echoes what it has, then closes.
+    let _ = writer.shutdown().await;
     Ok(())
 }
 
 async fn read_loop(
-    reader: OwnedReadHalf,
+    reader: impl AsyncRead + Unpin,
     config: &BenchConfig,
     pattern: &Pattern,
     room: &Semaphore,
@@ -426,7 +555,7 @@ struct Failures {
 
 /// Connects `count` times, at most [`CONNECT_CONCURRENCY`] at once, reading each
 /// greeting if the server sends one; returns the connections and the failures.
-async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<TcpStream>, Failures) {
+async fn connect_all(config: &BenchConfig, count: usize) -> (Vec<Conn>, Failures) {
     let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for _ in 0..count {
@@ -453,19 +582,35 @@ enum Failed {
     Greeting,
 }
 
-async fn open(config: &BenchConfig) -> Result<TcpStream, Failed> {
-    let Ok(Ok(mut stream)) = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await else {
+async fn open(config: &BenchConfig) -> Result<Conn, Failed> {
+    let Ok(Ok(stream)) = timeout(ECHO_TIMEOUT, TcpStream::connect(config.server)).await else {
         return Err(Failed::Connect);
     };
     stream.set_nodelay(true).map_err(|_| Failed::Connect)?;
-    greeting(config, &mut stream)
-        .await
-        .map_err(|_| Failed::Greeting)?;
-    Ok(stream)
+    let mut conn = match &config.tls {
+        None => Conn::Plain(stream),
+        Some(tls) => {
+            let name = ServerName::from(config.server.ip());
+            let connector = TlsConnector::from(Arc::clone(tls));
+            match timeout(ECHO_TIMEOUT, connector.connect(name, stream)).await {
+                Ok(Ok(stream)) => Conn::Tls(Box::new(stream)),
+                _ => return Err(Failed::Connect),
+            }
+        }
+    };
+    let greeted = match &mut conn {
+        Conn::Plain(s) => greeting(config, s).await,
+        Conn::Tls(s) => greeting(config, s.as_mut()).await,
+    };
+    greeted.map_err(|_| Failed::Greeting)?;
+    Ok(conn)
 }
 
 /// Reads the server's greeting, if it sends one.
-async fn greeting(config: &BenchConfig, stream: &mut TcpStream) -> anyhow::Result<()> {
+async fn greeting(
+    config: &BenchConfig,
+    stream: &mut (impl AsyncRead + Unpin),
+) -> anyhow::Result<()> {
     match config.codec {
         _ if !config.greeting => {}
         Codec::Framed => {
@@ -528,7 +673,18 @@ fn is_echo_of(codec: Codec, echo: &[u8], payload: &[u8]) -> bool {
     }
 }
 
-async fn echo_once(mut stream: TcpStream, id: usize, config: &BenchConfig) -> anyhow::Result<()> {
+async fn echo_once(stream: Conn, id: usize, config: &BenchConfig) -> anyhow::Result<()> {
+    match stream {
+        Conn::Plain(mut s) => echo_on(&mut s, id, config).await,
+        Conn::Tls(mut s) => echo_on(s.as_mut(), id, config).await,
+    }
+}
+
+async fn echo_on(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    id: usize,
+    config: &BenchConfig,
+) -> anyhow::Result<()> {
     let pattern = Pattern::new(id, config.size);
     let mut frame = Vec::new();
     put_message(config.codec, &mut frame, pattern.message(0));
@@ -538,6 +694,8 @@ async fn echo_once(mut stream: TcpStream, id: usize, config: &BenchConfig) -> an
     if echo != frame {
         bail!("wrong echo");
     }
+    // An orderly end (with TLS, close_notify), as a well-behaved client leaves.
+    let _ = stream.shutdown().await;
     Ok(())
 }
 
@@ -622,8 +780,31 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The report as people read it.
 pub fn render(report: &Report, config: &BenchConfig) -> String {
-    let codec = config.codec.name();
+    let codec = match (&config.tls, config.codec.name()) {
+        (Some(_), name) => format!("{name} over TLS"),
+        (None, name) => name.to_owned(),
+    };
     let mut out = String::new();
+    if report.mode == "reconnect" {
+        out += &format!(
+            "netlab bench: {}, {codec}, {} slots each connecting, echoing one {}-byte message \
+             and closing, {:.0}s\n",
+            config.server, report.conns, report.size, report.seconds
+        );
+        out += &format!("connections/s  {:.0}\n", report.messages_per_sec);
+        out += &format!(
+            "cycle          p50 {:.0} us   p99 {:.0} us   max {:.0} us\n",
+            report.p50_us, report.p99_us, report.max_us
+        );
+        out += &format!(
+            "errors         {}   (wrong {}, connect failures {}, no greeting {})\n",
+            report.errors, report.wrong_echoes, report.connect_failures, report.no_greeting
+        );
+        if let Some(cpu) = report.server_cpu_us_per_msg {
+            out += &format!("server CPU     {cpu:.1} us per connection\n");
+        }
+        return out;
+    }
     if report.mode == "hold" {
         out += &format!(
             "netlab bench: {}, {codec}, held {} of {} idle connections for {:.0}s\n",

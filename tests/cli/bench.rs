@@ -241,3 +241,29 @@ fn an_echo_later_than_the_end_of_the_run_is_missing() {
     assert_eq!(r["messages"], 0, "{r}");
     assert!(stderr.contains("1 missing or late echo(es)"), "{stderr}");
 }
+
+#[test]
+fn tls_load_and_connection_cycles_are_measured_without_errors() {
+    let server = Server::start(&["echo", "--tls"]);
+    let (code, report, stderr) = bench(server.addr.port(), &["--tls", "--conns", "4"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
+
+    for extra in [&["--tls"][..], &["--tls", "--tls-fresh"][..]] {
+        let args: Vec<&str> = [&["--reconnect", "--conns", "2"][..], extra].concat();
+        let (code, report, stderr) = bench(server.addr.port(), &args);
+        assert_eq!(code, Some(0), "{extra:?}: {stderr}");
+        assert_eq!(report["mode"], "reconnect");
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
+    }
+    // Every cycle ended in order: no connection was cut without TLS's close_notify.
+    let log = server.wait_for_log("closed after");
+    assert!(!log.contains("close_notify"), "{log}");
+
+    // Plain cycles against a TLS port fail, and say so.
+    let (code, report, _) = bench(server.addr.port(), &["--reconnect", "--conns", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(report["errors"].as_u64().unwrap() > 0, "{report}");
+}

@@ -18,6 +18,47 @@ fn python_example_client_converses_with_the_server() {
     assert_eq!(lines[1..], ["hello", "привет, мир", "👋"]);
 }
 
+/// Over TLS, the example client checks the certificate's fingerprint before it sends
+/// anything; a server that leaves cleanly sees close_notify, not a cut connection.
+#[test]
+fn python_example_client_speaks_tls_and_checks_the_fingerprint() {
+    let mut cmd = crate::support::netlab();
+    cmd.args(["serve", "echo", "--tls", "--port", "0"]);
+    let mut server = Server::start_command(cmd);
+    let fingerprint = server.next_line().replace("tls certificate ", "");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/client.py");
+    let python = |pin: &str| {
+        let mut cmd = crate::support::python3();
+        cmd.args([
+            script,
+            "--port",
+            &server.port(),
+            "--tls",
+            "--fingerprint",
+            pin,
+        ]);
+        run_with_input(cmd, "привет\n")
+    };
+    let out = python(&fingerprint);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .ends_with("\nпривет\n")
+    );
+    let log = server.wait_for_log("1 message in");
+    assert!(!log.contains("WARN"), "{log}");
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = python(&wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!("client.py: the server's certificate is {fingerprint}, not {wrong}\n")
+    );
+}
+
 /// On a terminal the example client reads passwords with getpass: what is typed at
 /// `Password:` never reaches the screen.
 #[test]

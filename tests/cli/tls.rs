@@ -523,3 +523,30 @@ fn auth_on_a_network_address_without_tls_is_warned_about() {
     let (tls, _) = home.serve(&["auth"]);
     assert!(!tls.stderr().contains("warning"), "{}", tls.stderr());
 }
+
+#[test]
+fn an_unfinished_handshake_holds_its_addresss_place() {
+    let home = Home::new();
+    let mut cmd = netlab();
+    cmd.args([
+        "serve",
+        "echo",
+        "--tls",
+        "--port",
+        "0",
+        "--max-per-address",
+        "1",
+    ])
+    .env("XDG_DATA_HOME", home.data());
+    let server = Server::start_command(cmd);
+    let _silent = server.connect(); // no ClientHello: the handshake never starts
+    server.wait_for_log(": connected");
+    let refused = home.connect(&server, &[], "x\n");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let shown = text(&refused.stdout) + &text(&refused.stderr);
+    // Told inside TLS, so the client can read why.
+    assert!(
+        shown.contains("too many connections from your address"),
+        "{shown}"
+    );
+}

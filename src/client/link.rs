@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use super::trust::Trust;
 
@@ -76,9 +76,12 @@ impl Link {
             }
         });
         let mut session = session.map_err(|e| {
-            let hint = if e.to_string().contains("InvalidContentType")
-                || e.kind() == io::ErrorKind::UnexpectedEof
-            {
+            // Plain bytes where a TLS record should be: most likely a server without TLS.
+            let not_tls = e.kind() == io::ErrorKind::UnexpectedEof
+                || e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| matches!(e, rustls::Error::InvalidMessage(_)));
+            let hint = if not_tls {
                 " (does the server speak TLS? try without --tls)"
             } else {
                 ""

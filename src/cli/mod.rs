@@ -107,6 +107,49 @@ pub enum ServeMode {
         #[command(flatten)]
         auth: AuthArgs,
     },
+    /// Run a program for each connection: each message a line on its stdin, each line it
+    /// writes a message back (`netlab serve exec -- python3 plugin.py`).
+    Exec {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        codec: MessageCodecArg,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+}
+
+/// The program of `serve exec`, and how it is run.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Longest wait for the program's greeting, for each of its answers, and for it to
+    /// read a message.
+    #[arg(long, env = "NETLAB_PLUGIN_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub plugin_timeout: Duration,
+    /// A variable of netlab's environment to pass on to the program (repeatable);
+    /// besides PATH, LANG and HOME, nothing else is.
+    #[arg(
+        long,
+        env = "NETLAB_PASS_ENV",
+        value_name = "VAR",
+        value_delimiter = ','
+    )]
+    pub pass_env: Vec<String>,
+    /// The program and its arguments, after `--`; run directly, no shell.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "PROGRAM")]
+    pub program: Vec<OsString>,
+}
+
+impl ExecArgs {
+    pub fn config(&self, max_line: usize) -> crate::handler::ExecConfig {
+        crate::handler::ExecConfig {
+            program: self.program[0].clone(),
+            args: self.program[1..].to_vec(),
+            timeout: self.plugin_timeout,
+            pass_env: self.pass_env.clone(),
+            max_line,
+        }
+    }
 }
 
 impl ServeMode {
@@ -116,6 +159,7 @@ impl ServeMode {
             ServeMode::Echo { .. } => "echo",
             ServeMode::Ident { .. } => "ident",
             ServeMode::Auth { .. } => "auth",
+            ServeMode::Exec { .. } => "exec",
         }
     }
 
@@ -123,7 +167,8 @@ impl ServeMode {
         match self {
             ServeMode::Echo { server, .. }
             | ServeMode::Ident { server, .. }
-            | ServeMode::Auth { server, .. } => server,
+            | ServeMode::Auth { server, .. }
+            | ServeMode::Exec { server, .. } => server,
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::prompt;
 use super::{ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
-use crate::handler::{Auth, Echo, Handler, Ident};
+use crate::handler::{Auth, Echo, Exec, Handler, Ident};
 use crate::server::{self, Conversation, RawEcho, ServerConfig, Service, Tls};
 use crate::store::{SharedStore, Store};
 use crate::transport::listen;
@@ -60,6 +60,17 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             let store = SharedStore::new(Store::open(&db.path()?)?);
             Ok(Auth::new(store, hasher, auth.config()))
         }),
+        ServeMode::Exec {
+            server,
+            codec,
+            exec,
+        } => {
+            let config = exec.config(server.limits().max_frame);
+            let result = conversation(name, server, codec.kind, None, |_| Ok(Exec::new(config)));
+            // Whatever is left of the programs does not outlive the server.
+            crate::handler::exec::end_all();
+            result
+        }
     }
 }
 

@@ -548,6 +548,7 @@ mod tests {
     fn peer_at(ip: &str) -> Peer {
         Peer {
             addr: SocketAddr::new(ip.parse().unwrap(), 40000),
+            local_port: 9090,
             plain_text: false,
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod echo;
+pub mod exec;
 pub mod ident;
 
 use std::future::Future;
@@ -15,12 +16,15 @@ use tokio::time::Instant;
 
 pub use auth::{Auth, AuthConfig, Registration};
 pub use echo::Echo;
+pub use exec::{Exec, ExecConfig};
 pub use ident::Ident;
 
 /// Who is on the other end, as far as a handler needs to know.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer {
     pub addr: SocketAddr,
+    /// The server's port on this connection.
+    pub local_port: u16,
     /// The client talks in plain lines of text (nc, telnet): it shows whatever is typed,
     /// passwords too, and has no way to keep a session token.
     pub plain_text: bool,
@@ -53,6 +57,13 @@ pub trait Handler: Send + Sync + 'static {
     /// Whether `message` may appear in the debug log. Passwords and tokens must not.
     fn may_log(&self, _state: &Self::State, _message: &str) -> bool {
         true
+    }
+
+    /// Completes when the mode ends the conversation on its own, between two messages
+    /// (a plugin's program exits), with the last message; by default, never. It must
+    /// be cancel safe: it is dropped whenever a message arrives first.
+    fn ended(&self, _state: &mut Self::State) -> impl Future<Output = Reply> + Send {
+        std::future::pending()
     }
 }
 

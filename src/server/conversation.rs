@@ -9,7 +9,6 @@
 //! notice and what reaches the log are the same whoever the client is.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 
 use log::debug;
 use tokio::time::sleep_until;
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Service, Tally};
 use crate::handler::{Handler, Peer, Reply};
-use crate::transport::Stream;
+use crate::transport::{Ends, Stream};
 use crate::wire::Codec;
 use crate::wire::connection::{Connection, ConnectionError, Limits};
 
@@ -50,13 +49,15 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
     async fn serve_connection<S: Stream>(
         &self,
         stream: S,
-        addr: SocketAddr,
+        ends: Ends,
         shutdown: CancellationToken,
         tally: &mut Tally,
     ) -> anyhow::Result<()> {
         let mut conn = Connection::<S, C>::new(stream, self.limits);
+        let addr = ends.peer;
         let peer = Peer {
             addr,
+            local_port: ends.local.port(),
             plain_text: C::PLAIN_TEXT,
         };
         let (mut state, greeting) = self.handler.greet(&peer).await?;
@@ -76,6 +77,10 @@ impl<C: Codec, H: Handler> Service for Conversation<C, H> {
             };
             let read = tokio::select! {
                 read = conn.read_message() => read,
+                last = self.handler.ended(&mut state) => {
+                    send(&mut conn, last, tally).await?;
+                    return Ok(conn.close().await?);
+                }
                 () = &mut stopping => {
                     send(&mut conn, Reply::close(SHUTDOWN_NOTICE), tally).await?;
                     return Ok(conn.close().await?);

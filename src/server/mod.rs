@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::logging::Throttle;
-use crate::transport::{Source, Stream};
+use crate::transport::{Ends, Source, Stream};
 use admission::PerSource;
 
 pub use conversation::{Conversation, INTERNAL_ERROR, SHUTDOWN_NOTICE};
@@ -53,7 +53,7 @@ pub trait Service: Send + Sync + 'static {
     fn serve_connection<S: Stream>(
         &self,
         stream: S,
-        peer: SocketAddr,
+        ends: Ends,
         shutdown: CancellationToken,
         tally: &mut Tally,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -112,6 +112,9 @@ pub async fn serve<P: Service>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let service = Arc::new(service);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();
@@ -127,6 +130,10 @@ pub async fn serve<P: Service>(
             accepted = accept(&listener, &permits) => accepted,
         };
         let (stream, peer, permit) = accepted;
+        let ends = Ends {
+            peer,
+            local: stream.local_addr().unwrap_or(local),
+        };
         // Small messages go out at once rather than waiting for Nagle's timer.
         let _ = stream.set_nodelay(true);
         let service = Arc::clone(&service);
@@ -168,7 +175,7 @@ pub async fn serve<P: Service>(
             info!("{peer}: connected");
             let mut tally = Tally::default();
             let outcome = service
-                .serve_connection(stream, peer, stopping, &mut tally)
+                .serve_connection(stream, ends, stopping, &mut tally)
                 .await;
             let took = humantime::format_duration(round_ms(started.elapsed()));
             let tally = tally.describe(P::UNIT);

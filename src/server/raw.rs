@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::{Service, Tally};
-use crate::transport::Stream;
+use crate::transport::{Ends, Stream};
 
 /// The buffer of a busy connection.
 const CHUNK: usize = 8 * 1024;
@@ -40,7 +39,7 @@ impl Service for RawEcho {
     async fn serve_connection<S: Stream>(
         &self,
         mut stream: S,
-        _peer: SocketAddr,
+        _ends: Ends,
         shutdown: CancellationToken,
         tally: &mut Tally,
     ) -> anyhow::Result<()> {

@@ -5,7 +5,6 @@
 //! that never finishes one (or sends plain text to a TLS port) is logged and closed like
 //! any other misbehaving client, and disturbs no one else.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::{Service, Tally};
-use crate::transport::Stream;
+use crate::transport::{Ends, Stream};
 
 pub struct Tls<S> {
     inner: S,
@@ -38,7 +37,7 @@ impl<S: Service> Service for Tls<S> {
     async fn serve_connection<T: Stream>(
         &self,
         stream: T,
-        peer: SocketAddr,
+        ends: Ends,
         shutdown: CancellationToken,
         tally: &mut Tally,
     ) -> anyhow::Result<()> {
@@ -53,7 +52,7 @@ impl<S: Service> Service for Tls<S> {
             () = shutdown.cancelled() => return Ok(()),
         };
         self.inner
-            .serve_connection(tls, peer, shutdown, tally)
+            .serve_connection(tls, ends, shutdown, tally)
             .await
     }
 

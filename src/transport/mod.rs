@@ -14,7 +14,18 @@ pub mod tls;
 
 pub use source::Source;
 
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The two ends of an accepted connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Ends {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The server's own address on this connection (its port is the listening port).
+    pub local: SocketAddr,
+}
 
 /// A connection's byte stream, whatever its transport.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}

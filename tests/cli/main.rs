@@ -9,6 +9,7 @@ mod bench;
 mod client;
 mod demos;
 mod echo;
+mod exec;
 mod guessing;
 mod ident;
 mod lines;

@@ -1,0 +1,265 @@
+//! `netlab serve exec -- PROGRAM`: a program per connection, spoken to in lines.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use netlab::wire::frame::{RecvMsg, SendMsg};
+
+use crate::support::{PATIENCE, Server, echo, netlab, run_with_input};
+
+/// A Python plugin written for one test, in a directory of its own (whose path also
+/// names its processes, for counting them).
+struct Plugin {
+    dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    fn new(source: &str) -> Plugin {
+        crate::support::python3();
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("plugin.py"), source).unwrap();
+        Plugin { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("plugin.py")
+    }
+
+    fn serve(&self, extra: &[&str]) -> Server {
+        let mut cmd = netlab();
+        cmd.args(["serve", "exec", "--port", "0"])
+            .args(extra)
+            .arg("--")
+            .arg("python3")
+            .arg(self.path());
+        Server::start_command(cmd)
+    }
+
+    /// How many of this plugin's processes are running (not counting the server, whose
+    /// command line names it too).
+    fn running(&self) -> usize {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("(^|/)python3 {}", self.path().display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
+    /// Waits, bounded, until `n` of its processes run.
+    fn wait_running(&self, n: usize) -> usize {
+        let started = Instant::now();
+        loop {
+            let now = self.running();
+            if now == n || started.elapsed() > PATIENCE {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+const UPPER: &str = "import sys\n\
+print('upper-case echo', flush=True)\n\
+for line in sys.stdin:\n    print(line.rstrip('\\n').upper(), flush=True)\n";
+
+#[test]
+fn a_python_plugin_serves_framed_and_line_clients() {
+    let plugin = Plugin::new(UPPER);
+    for codec in ["framed", "lines"] {
+        let server = plugin.serve(&["--codec", codec]);
+        let mut cmd = netlab();
+        cmd.args(["connect", "--codec", codec, "--port", &server.port()]);
+        let out = run_with_input(cmd, "hello\nпривет\n");
+        assert!(out.status.success(), "{codec}: {out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "upper-case echo\nHELLO\nПРИВЕТ\n"
+        );
+        let log = server.wait_for_log("closed after");
+        assert!(log.contains("; 2 messages in, 3 out"), "{log}");
+    }
+}
+
+#[test]
+fn newlines_and_backslashes_travel_escaped() {
+    // Shows the line it was given (its backslashes escaped again), then echoes it.
+    let plugin = Plugin::new(
+        "import sys\nprint('hi', flush=True)\n\
+         for line in sys.stdin:\n    line = line.rstrip('\\n')\n    \
+         print('raw=' + line.replace('\\\\', '\\\\\\\\') + '\\\\n' + line, flush=True)\n",
+    );
+    let server = plugin.serve(&[]);
+    let mut client = server.client();
+    let message = "two\nlines and a \\ backslash";
+    let reply = echo(&mut client, message);
+    assert_eq!(
+        reply,
+        format!("raw=two\\nlines and a \\\\ backslash\n{message}")
+    );
+}
+
+#[test]
+fn the_program_gets_a_cleared_environment_with_the_connections_facts() {
+    let plugin = Plugin::new(
+        "import os\nkeys = sorted(k for k in os.environ if k != 'LC_CTYPE')\n\
+         print(' '.join(f'{k}={os.environ[k]}' for k in keys if k.startswith(('NETLAB', 'PASSED', 'SECRET'))), flush=True)\n",
+    );
+    let mut cmd = netlab();
+    cmd.args([
+        "serve",
+        "exec",
+        "--port",
+        "0",
+        "--pass-env",
+        "PASSED_ON",
+        "--",
+    ])
+    .arg("python3")
+    .arg(plugin.path())
+    .env("PASSED_ON", "yes")
+    .env("SECRET_TOKEN", "must not leak");
+    let server = Server::start_command(cmd);
+    let mut client = crate::support::connect_from(server.addr, "127.0.0.2");
+    let greeting = client.recv_msg().unwrap().unwrap();
+    let port = client.local_addr().unwrap().port();
+    assert_eq!(
+        greeting,
+        format!(
+            "NETLAB_LOCAL_PORT={} NETLAB_MODE=exec NETLAB_PEER_IP=127.0.0.2 \
+             NETLAB_PEER_PORT={port} PASSED_ON=yes",
+            server.port()
+        )
+    );
+}
+
+#[test]
+fn a_program_that_never_greets_or_never_answers_is_given_up_on() {
+    for (source, said) in [
+        (
+            "import time\ntime.sleep(60)\n",
+            "did not answer within 500ms",
+        ),
+        (
+            "import sys, time\nprint('hi', flush=True)\nsys.stdin.readline()\ntime.sleep(60)\n",
+            "did not answer within 500ms",
+        ),
+    ] {
+        let plugin = Plugin::new(source);
+        let server = plugin.serve(&["--plugin-timeout", "500ms"]);
+        let mut cmd = netlab();
+        cmd.args(["connect", "--port", &server.port()]);
+        let out = run_with_input(cmd, "hello?\n");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let shown = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            shown.ends_with("error: the service did not answer; closing the connection\n"),
+            "{shown}"
+        );
+        server.wait_for_log(said);
+        assert_eq!(
+            plugin.wait_running(0),
+            0,
+            "the program is ended with its conversation"
+        );
+    }
+}
+
+#[test]
+fn a_crash_is_told_to_the_client_and_logged_with_the_status_and_stderr() {
+    let plugin = Plugin::new(
+        "import sys\nprint('hi', flush=True)\nsys.stdin.readline()\n\
+         print('something broke', file=sys.stderr, flush=True)\nsys.exit(3)\n",
+    );
+    let server = plugin.serve(&[]);
+    let mut client = server.client();
+    assert_eq!(
+        echo(&mut client, "crash now"),
+        "error: the service ended unexpectedly; closing the connection"
+    );
+    assert_eq!(client.recv_msg().unwrap(), None);
+    let log = server.wait_for_log("exit status: 3");
+    assert!(log.contains("\"something broke\""), "{log}");
+}
+
+#[test]
+fn a_program_that_ends_gets_its_last_line_delivered() {
+    let plugin = Plugin::new(
+        "import sys\nprint('one question', flush=True)\nsys.stdin.readline()\nprint('bye', flush=True)\n",
+    );
+    let server = plugin.serve(&[]);
+    let mut client = server.client();
+    client.send_msg("answer").unwrap();
+    let last = client.recv_msg().unwrap().unwrap();
+    assert!(last == "bye", "{last}");
+    let after = client.recv_msg().unwrap();
+    // The close comes with the last line, or with the next message at the latest.
+    if let Some(next) = after {
+        assert_eq!(next, "the service has ended; goodbye");
+    }
+}
+
+#[test]
+fn a_flood_on_stdout_is_bounded() {
+    let plugin = Plugin::new(
+        "import sys\nprint('hi', flush=True)\nsys.stdin.readline()\n\
+         while True:\n    sys.stdout.write('x' * 65536)\n",
+    );
+    let server = plugin.serve(&["--max-frame", "4096"]);
+    let mut client = server.client();
+    assert_eq!(
+        echo(&mut client, "go"),
+        "error: the service sent a message over the maximum; closing the connection"
+    );
+    assert_eq!(plugin.wait_running(0), 0);
+}
+
+#[test]
+fn fifty_connections_have_fifty_programs_and_none_survives_the_server() {
+    // This one ignores SIGTERM: only the SIGKILL after the grace period ends it.
+    let plugin = Plugin::new(
+        "import signal, sys\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         print('hi', flush=True)\nfor line in sys.stdin:\n    print(line.strip(), flush=True)\n",
+    );
+    let server = plugin.serve(&[]);
+    let mut clients: Vec<_> = (0..50).map(|_| server.client()).collect();
+    assert_eq!(plugin.wait_running(50), 50);
+    // 49 leave: their programs (deaf to SIGTERM) are killed after the grace period, and
+    // reaped: no zombie child of the server.
+    let mut last = clients.pop().unwrap();
+    drop(clients);
+    assert_eq!(plugin.wait_running(1), 1);
+    let children = Command::new("ps")
+        .args(["--ppid", &server.child.id().to_string(), "-o", "stat="])
+        .output()
+        .unwrap();
+    let zombies = String::from_utf8_lossy(&children.stdout)
+        .lines()
+        .filter(|stat| stat.starts_with('Z'))
+        .count();
+    assert_eq!(zombies, 0);
+    // The server stops with a program still running: it does not outlive the server.
+    assert_eq!(echo(&mut last, "still there"), "still there");
+    server.terminate();
+    let (status, _, log) = server.wait();
+    assert!(status.success(), "{log}");
+    assert_eq!(plugin.running(), 0, "a program outlived the server");
+}
+
+#[test]
+fn the_example_plugin_runs_as_the_readme_shows() {
+    crate::support::python3();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins/upper.py");
+    let mut cmd = netlab();
+    cmd.args(["serve", "exec", "--port", "0", "--", "python3", script]);
+    let server = Server::start_command(cmd);
+    let mut cmd = netlab();
+    cmd.args(["connect", "--port", &server.port()]);
+    let out = run_with_input(cmd, "hello\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "upper-case echo; you are 127.0.0.1\nHELLO\n"
+    );
+}

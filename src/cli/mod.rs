@@ -95,6 +95,8 @@ pub enum ServeMode {
         codec: MessageCodecArg,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        exec: FrontExecArgs,
     },
     /// Sign users in with passwords and session tokens (lab task 8).
     Auth {
@@ -106,6 +108,8 @@ pub enum ServeMode {
         db: DbArgs,
         #[command(flatten)]
         auth: AuthArgs,
+        #[command(flatten)]
+        exec: FrontExecArgs,
     },
     /// Run a program for each connection: each message a line on its stdin, each line it
     /// writes a message back (`netlab serve exec -- python3 plugin.py`).
@@ -138,6 +142,47 @@ pub struct ExecArgs {
     /// The program and its arguments, after `--`; run directly, no shell.
     #[arg(last = true, required = true, num_args = 1.., value_name = "PROGRAM")]
     pub program: Vec<OsString>,
+}
+
+/// `--exec -- PROGRAM`: the program that takes over once the client is known.
+#[derive(Debug, Args)]
+pub struct FrontExecArgs {
+    /// Once the client is known (signed in; named), go on with the program given after
+    /// `--`, which learns who it is from NETLAB_USER (auth) or NETLAB_NAME (ident).
+    #[arg(long, env = "NETLAB_EXEC", requires = "front_program")]
+    pub exec: bool,
+    /// With --exec: as for `serve exec`.
+    #[arg(long, env = "NETLAB_PLUGIN_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub plugin_timeout: Duration,
+    /// With --exec: as for `serve exec`.
+    #[arg(
+        long,
+        env = "NETLAB_PASS_ENV",
+        value_name = "VAR",
+        value_delimiter = ','
+    )]
+    pub pass_env: Vec<String>,
+    /// With --exec: the program and its arguments, after `--`.
+    #[arg(
+        id = "front_program",
+        last = true,
+        requires = "exec",
+        value_name = "PROGRAM"
+    )]
+    pub program: Vec<OsString>,
+}
+
+impl FrontExecArgs {
+    pub fn config(&self, max_line: usize) -> Option<crate::handler::ExecConfig> {
+        let (program, args) = self.program.split_first()?;
+        Some(crate::handler::ExecConfig {
+            program: program.clone(),
+            args: args.to_vec(),
+            timeout: self.plugin_timeout,
+            pass_env: self.pass_env.clone(),
+            max_line,
+        })
+    }
 }
 
 impl ExecArgs {

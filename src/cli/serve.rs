@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::prompt;
 use super::{ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
-use crate::handler::{Auth, Echo, Exec, Handler, Ident};
+use crate::handler::{Auth, Echo, Exec, Gated, Handler, Ident};
 use crate::server::{self, Conversation, RawEcho, ServerConfig, Service, Tls};
 use crate::store::{SharedStore, Store};
 use crate::transport::listen;
@@ -41,37 +41,70 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             })
         }),
         ServeMode::Echo { server, codec } => conversation(name, server, codec, None, |_| Ok(Echo)),
-        ServeMode::Ident { server, codec, db } => {
-            conversation(name, server, codec.kind, PER_ADDRESS, |_| {
-                let store = SharedStore::new(Store::open(&db.path()?)?);
-                Ok(Ident::new(store))
-            })
+        ServeMode::Ident {
+            server,
+            codec,
+            db,
+            exec,
+        } => {
+            let front = |_: &ServerArgs| -> anyhow::Result<Ident> {
+                Ok(Ident::new(SharedStore::new(Store::open(&db.path()?)?)))
+            };
+            match exec.config(server.limits().max_frame) {
+                None => conversation(name, server, codec.kind, PER_ADDRESS, front),
+                Some(program) => with_programs(conversation(
+                    name,
+                    server,
+                    codec.kind,
+                    PER_ADDRESS,
+                    |args| Ok(Gated::new(front(args)?, program)),
+                )),
+            }
         }
         ServeMode::Auth {
             server,
             codec,
             db,
             auth,
-        } => conversation(name, server, codec.kind, PER_ADDRESS, |_| {
-            let slots = auth
-                .hash_slots
-                .map_or_else(Hasher::default_slots, usize::from);
-            let hasher = Hasher::new(auth.scrypt_log_n, slots)?;
-            let store = SharedStore::new(Store::open(&db.path()?)?);
-            Ok(Auth::new(store, hasher, auth.config()))
-        }),
+            exec,
+        } => {
+            let front = |_: &ServerArgs| -> anyhow::Result<Auth> {
+                let slots = auth
+                    .hash_slots
+                    .map_or_else(Hasher::default_slots, usize::from);
+                let hasher = Hasher::new(auth.scrypt_log_n, slots)?;
+                let store = SharedStore::new(Store::open(&db.path()?)?);
+                Ok(Auth::new(store, hasher, auth.config()))
+            };
+            match exec.config(server.limits().max_frame) {
+                None => conversation(name, server, codec.kind, PER_ADDRESS, front),
+                Some(program) => with_programs(conversation(
+                    name,
+                    server,
+                    codec.kind,
+                    PER_ADDRESS,
+                    |args| Ok(Gated::new(front(args)?, program)),
+                )),
+            }
+        }
         ServeMode::Exec {
             server,
             codec,
             exec,
         } => {
             let config = exec.config(server.limits().max_frame);
-            let result = conversation(name, server, codec.kind, None, |_| Ok(Exec::new(config)));
-            // Whatever is left of the programs does not outlive the server.
-            crate::handler::exec::end_all();
-            result
+            with_programs(conversation(name, server, codec.kind, None, |_| {
+                Ok(Exec::new(config))
+            }))
         }
     }
+}
+
+/// A server's result, once whatever is left of its programs has been ended: none
+/// outlives the server.
+fn with_programs(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    crate::handler::exec::end_all();
+    result
 }
 
 /// Serves a handler in messages of `codec`.

@@ -53,7 +53,7 @@ pub const REPEAT_PASSWORD: &str = "Repeat the password:";
 /// Starts the last line of a welcome that carries a new session token.
 pub const TOKEN_LINE: &str = "token: ";
 /// What a signed-in client may type besides text to echo.
-const COMMANDS: [&str; 4] = ["/whoami", "/logout", "/quit", "/help"];
+pub(super) const COMMANDS: [&str; 4] = ["/whoami", "/logout", "/quit", "/help"];
 pub const HELP: &str = "Commands: /whoami, /logout (ends your session), /quit, /help. \
                         Anything else comes back.";
 pub const BUSY: &str = "The server is busy; please try again in a moment.";
@@ -135,6 +135,16 @@ pub struct State {
     /// The client can keep a session token: give it one at a password sign-in.
     wants_token: bool,
     login_by: Instant,
+}
+
+impl State {
+    /// The signed-in user's name.
+    pub fn user(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::SignedIn { name, .. } => Some(name),
+            _ => None,
+        }
+    }
 }
 
 enum Phase {

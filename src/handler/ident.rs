@@ -34,7 +34,7 @@ impl Ident {
 
 pub enum State {
     AskingName { ip: IpAddr, refused: u8 },
-    Named,
+    Named { name: String },
 }
 
 impl Handler for Ident {
@@ -50,7 +50,9 @@ impl Handler for Ident {
             Some(client) => {
                 info!("{ip}: known as {:?}, visit {}", client.name, client.visits);
                 (
-                    State::Named,
+                    State::Named {
+                        name: client.name.clone(),
+                    },
                     Reply::say(format!(
                         "Hello, {}! This is visit number {}. Everything you send now comes back.",
                         client.name, client.visits
@@ -75,7 +77,9 @@ impl Handler for Ident {
                     .await?;
                 // Debug formatting: the name is the client's text, escaped for the log.
                 info!("{ip}: named {:?}", client.name);
-                *state = State::Named;
+                *state = State::Named {
+                    name: client.name.clone(),
+                };
                 Ok(Reply::say(format!(
                     "Nice to meet you, {}! I will know you by {ip} from now on. \
                      Everything you send now comes back.",

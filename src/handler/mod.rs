@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod echo;
 pub mod exec;
+pub mod gated;
 pub mod ident;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 pub use auth::{Auth, AuthConfig, Registration};
 pub use echo::Echo;
 pub use exec::{Exec, ExecConfig};
+pub use gated::Gated;
 pub use ident::Ident;
 
 /// Who is on the other end, as far as a handler needs to know.

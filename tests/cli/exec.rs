@@ -263,3 +263,78 @@ fn the_example_plugin_runs_as_the_readme_shows() {
         "upper-case echo; you are 127.0.0.1\nHELLO\n"
     );
 }
+
+const WHO: &str = "import os, sys\n\
+who = os.environ.get('NETLAB_USER') or os.environ.get('NETLAB_NAME')\n\
+print(f\"program for {who} ({os.environ['NETLAB_MODE']})\", flush=True)\n\
+for line in sys.stdin:\n    print(f'{who}: ' + line.rstrip('\\n'), flush=True)\n";
+
+#[test]
+fn auth_exec_starts_the_program_for_the_signed_in_user_and_keeps_the_commands() {
+    let plugin = Plugin::new(WHO);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = netlab();
+    cmd.args([
+        "serve",
+        "auth",
+        "--port",
+        "0",
+        "--scrypt-log-n",
+        "10",
+        "--db",
+    ])
+    .arg(dir.path().join("netlab.db"))
+    .args(["--exec", "--", "python3"])
+    .arg(plugin.path());
+    let server = Server::start_command(cmd);
+    let connect = |input: &str| {
+        let mut cmd = netlab();
+        cmd.args(["connect", "--port", &server.port()])
+            .env("XDG_STATE_HOME", dir.path().join("state"));
+        let out = run_with_input(cmd, input);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = connect("kim\npassword-1\npassword-1\nping\n/whoami\n");
+    // The program starts only once kim is signed in, and greets right after the welcome.
+    let welcome = first.find("thank you for registering, kim!").expect(&first);
+    let program = first.find("program for kim (auth)").expect(&first);
+    assert!(welcome < program, "{first}");
+    assert!(first.contains("\nkim: ping\n"), "{first}");
+    assert!(
+        first.ends_with("You are kim, signed in with your password.\n"),
+        "{first}"
+    );
+    // The session token still signs in, and the program follows.
+    let second = connect("again\n");
+    assert!(
+        second.contains("signed in with your session token"),
+        "{second}"
+    );
+    assert!(
+        second.ends_with("program for kim (auth)\nkim: again\n"),
+        "{second}"
+    );
+}
+
+#[test]
+fn ident_exec_starts_the_program_once_the_client_is_named() {
+    let plugin = Plugin::new(WHO);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = netlab();
+    cmd.args(["serve", "ident", "--port", "0", "--db"])
+        .arg(dir.path().join("netlab.db"))
+        .args(["--exec", "--", "python3"])
+        .arg(plugin.path());
+    let server = Server::start_command(cmd);
+    let mut cmd = netlab();
+    cmd.args(["connect", "--bind", "127.0.0.2", "--port", &server.port()]);
+    let out = run_with_input(cmd, "Zed\nping\n");
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("What is your name?"), "{shown}");
+    assert!(
+        shown.ends_with("program for Zed (ident)\nZed: ping\n"),
+        "{shown}"
+    );
+}

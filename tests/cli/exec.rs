@@ -338,3 +338,85 @@ fn ident_exec_starts_the_program_once_the_client_is_named() {
         "{shown}"
     );
 }
+
+fn example(name: &str) -> String {
+    crate::support::python3();
+    format!("{}/examples/plugins/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_calculator_answers_without_eval_and_refuses_what_is_not_arithmetic() {
+    let mut cmd = netlab();
+    cmd.args([
+        "serve",
+        "exec",
+        "--port",
+        "0",
+        "--",
+        "python3",
+        &example("calc.py"),
+    ]);
+    let server = Server::start_command(cmd);
+    let mut client = server.client();
+    assert_eq!(echo(&mut client, "(2 + 3) * 4"), "= 20");
+    assert_eq!(echo(&mut client, "7 / 2"), "= 3.5");
+    assert_eq!(echo(&mut client, "1 / 0"), "error: division by zero");
+    assert_eq!(
+        echo(&mut client, "9 ** 99999"),
+        "error: exponents are limited to 1000"
+    );
+    assert!(echo(&mut client, "__import__('os').getcwd()").starts_with("error: only numbers"));
+    assert!(echo(&mut client, "2 +").starts_with("error: "));
+    assert_eq!(echo(&mut client, "-(1 - 3)"), "= 2");
+}
+
+#[test]
+fn the_guessing_game_keeps_each_players_best_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let scores = dir.path().join("scores.json");
+    let mut cmd = netlab();
+    cmd.args([
+        "serve",
+        "ident",
+        "--port",
+        "0",
+        "--pass-env",
+        "GUESS_SCORES",
+        "--db",
+    ])
+    .arg(dir.path().join("netlab.db"))
+    .args(["--exec", "--", "python3", &example("guess.py")])
+    .env("GUESS_SCORES", &scores);
+    let server = Server::start_command(cmd);
+    let play = |greeting_has: &str| -> u32 {
+        let mut client = crate::support::connect_from(server.addr, "127.0.0.2");
+        let mut greeting = client.recv_msg().unwrap().unwrap();
+        if greeting.contains("What is your name?") {
+            greeting = echo(&mut client, "Ada");
+        }
+        assert!(greeting.contains(greeting_has), "{greeting}");
+        // Binary search: at most 7 guesses for 1..=100.
+        let (mut low, mut high) = (1, 100);
+        for tries in 1..=7 {
+            let guess = (low + high) / 2;
+            let answer = echo(&mut client, &guess.to_string());
+            match answer.as_str() {
+                "higher" => low = guess + 1,
+                "lower" => high = guess - 1,
+                right => {
+                    assert!(
+                        right.starts_with(&format!("Right, in {tries} tries.")),
+                        "{right}"
+                    );
+                    return tries;
+                }
+            }
+        }
+        panic!("binary search took more than 7 guesses");
+    };
+    let first = play("Guess my number from 1 to 100, Ada.");
+    let second = play(&format!("Your best: {first} tries."));
+    let kept: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&scores).unwrap()).unwrap();
+    assert_eq!(kept["Ada"], first.min(second));
+}

@@ -6,7 +6,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 DEMO := NETLAB_BIN=$(BIN)
 
-.PHONY: build test bench bench-before attack tasks task3 task4 task5 task6 task7 task8 task9 task10
+.PHONY: build test bench bench-before bench-plugins attack tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	@cargo build --quiet
@@ -34,6 +34,11 @@ bench-before:
 	python3 scripts/bench.py --no-baseline --before $(BEFORE_DIR)/target/release/netlab
 	python3 scripts/instructions.py --before $(BEFORE_DIR)/target/release/netlab
 	git worktree remove --force $(BEFORE_DIR)/src
+
+## What `serve exec` adds to a program, per connection and per message (~1 min).
+bench-plugins:
+	cargo build --release --quiet --bin netlab
+	python3 scripts/plugin_bench.py
 
 ## Password guessing with 200 connections against one account, from one address and
 ## from 200: checks performed, and a legitimate user's sign-in time (~3 min).

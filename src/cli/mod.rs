@@ -173,27 +173,29 @@ pub struct FrontExecArgs {
 }
 
 impl FrontExecArgs {
-    pub fn config(&self, max_line: usize) -> Option<crate::handler::ExecConfig> {
-        let (program, args) = self.program.split_first()?;
-        Some(crate::handler::ExecConfig {
-            program: program.clone(),
+    pub fn config(&self, max_line: usize) -> anyhow::Result<Option<crate::handler::ExecConfig>> {
+        let Some((program, args)) = self.program.split_first() else {
+            return Ok(None);
+        };
+        Ok(Some(crate::handler::ExecConfig {
+            program: crate::handler::exec::find_program(program)?,
             args: args.to_vec(),
             timeout: self.plugin_timeout,
             pass_env: self.pass_env.clone(),
             max_line,
-        })
+        }))
     }
 }
 
 impl ExecArgs {
-    pub fn config(&self, max_line: usize) -> crate::handler::ExecConfig {
-        crate::handler::ExecConfig {
-            program: self.program[0].clone(),
+    pub fn config(&self, max_line: usize) -> anyhow::Result<crate::handler::ExecConfig> {
+        Ok(crate::handler::ExecConfig {
+            program: crate::handler::exec::find_program(&self.program[0])?,
             args: self.program[1..].to_vec(),
             timeout: self.plugin_timeout,
             pass_env: self.pass_env.clone(),
             max_line,
-        }
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             let front = |_: &ServerArgs| -> anyhow::Result<Ident> {
                 Ok(Ident::new(SharedStore::new(Store::open(&db.path()?)?)))
             };
-            match exec.config(server.limits().max_frame) {
+            match exec.config(server.limits().max_frame)? {
                 None => conversation(name, server, codec.kind, PER_ADDRESS, front),
                 Some(program) => with_programs(conversation(
                     name,
@@ -76,7 +76,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
                 let store = SharedStore::new(Store::open(&db.path()?)?);
                 Ok(Auth::new(store, hasher, auth.config()))
             };
-            match exec.config(server.limits().max_frame) {
+            match exec.config(server.limits().max_frame)? {
                 None => conversation(name, server, codec.kind, PER_ADDRESS, front),
                 Some(program) => with_programs(conversation(
                     name,
@@ -92,7 +92,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             codec,
             exec,
         } => {
-            let config = exec.config(server.limits().max_frame);
+            let config = exec.config(server.limits().max_frame)?;
             with_programs(conversation(name, server, codec.kind, None, |_| {
                 Ok(Exec::new(config))
             }))

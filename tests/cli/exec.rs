@@ -420,3 +420,30 @@ fn the_guessing_game_keeps_each_players_best_score() {
         serde_json::from_str(&fs::read_to_string(&scores).unwrap()).unwrap();
     assert_eq!(kept["Ada"], first.min(second));
 }
+
+#[test]
+fn a_program_that_cannot_be_run_stops_the_server_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("plugin.py");
+    fs::write(&not_executable, "print('hi')\n").unwrap();
+    let not_executable = not_executable.display().to_string();
+    for (program, reason) in [
+        (
+            "no-such-netlab-plugin",
+            "no-such-netlab-plugin was not found in PATH".to_owned(),
+        ),
+        (
+            not_executable.as_str(),
+            format!("{not_executable} is not an executable file"),
+        ),
+    ] {
+        let mut cmd = netlab();
+        cmd.args(["serve", "exec", "--port", "0", "--", program])
+            .env("XDG_DATA_HOME", dir.path());
+        let out = run_with_input(cmd, "");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.ends_with(&format!("netlab: {reason}\n")), "{stderr}");
+        assert!(out.stdout.is_empty(), "never listening");
+    }
+}

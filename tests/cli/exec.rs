@@ -447,3 +447,33 @@ fn a_program_that_cannot_be_run_stops_the_server_at_start_up() {
         assert!(out.stdout.is_empty(), "never listening");
     }
 }
+
+#[test]
+fn stderr_is_logged_escaped_and_bounded() {
+    let plugin = Plugin::new(
+        "import sys\nsys.stderr.write('INFO forged\\x1b[31m line\\n')\n\
+         for i in range(4000):\n    sys.stderr.write('noise ' * 10 + '\\n')\n\
+         sys.stderr.flush()\nprint('hi', flush=True)\nsys.stdin.readline()\n",
+    );
+    let server = plugin.serve(&[]);
+    let client = server.client(); // reads the greeting, written after the noise
+    let log = server.wait_for_log("not logged");
+    assert!(
+        log.contains(&format!(
+            "{}: program: \"INFO forged\\u{{1b}}[31m line\"",
+            client.local_addr().unwrap()
+        )),
+        "{}",
+        &log[..log.len().min(2000)]
+    );
+    let logged = log.matches("program: \"noise").count();
+    assert!(
+        logged < 4000 && logged > 500,
+        "{logged} lines of noise logged"
+    );
+    assert!(
+        log.len() < 2 * 64 * 1024 + 64 * 1024,
+        "{} bytes of log",
+        log.len()
+    );
+}

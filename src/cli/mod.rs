@@ -21,6 +21,7 @@ use clap_complete::Shell;
 
 use crate::client::ClientConfig;
 use crate::client::trust::Trust;
+use crate::handler::ExecConfig;
 use crate::handler::auth::Registration;
 use crate::server::ServerConfig;
 use crate::tools::admin::{ClientsAction, DbArgs, SessionsAction, UsersAction};
@@ -126,6 +127,35 @@ pub enum ServeMode {
 /// The program of `serve exec`, and how it is run.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+    /// The program and its arguments, after `--`; run directly, no shell.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "PROGRAM")]
+    pub program: Vec<OsString>,
+}
+
+/// `--exec -- PROGRAM`: the program that takes over once the client is known.
+#[derive(Debug, Args)]
+pub struct FrontExecArgs {
+    /// Once the client is known (signed in; named), go on with the program given after
+    /// `--`, which learns who it is from NETLAB_USER (auth) or NETLAB_NAME (ident).
+    #[arg(long, env = "NETLAB_EXEC", requires = "front_program")]
+    pub exec: bool,
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+    /// With --exec: the program and its arguments, after `--`.
+    #[arg(
+        id = "front_program",
+        last = true,
+        requires = "exec",
+        value_name = "PROGRAM"
+    )]
+    pub program: Vec<OsString>,
+}
+
+/// How a plugin program is run, in every mode that runs one.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
     /// Longest wait for the program's greeting, for each of its answers, and for it to
     /// read a message.
     #[arg(long, env = "NETLAB_PLUGIN_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
@@ -139,45 +169,15 @@ pub struct ExecArgs {
         value_delimiter = ','
     )]
     pub pass_env: Vec<String>,
-    /// The program and its arguments, after `--`; run directly, no shell.
-    #[arg(last = true, required = true, num_args = 1.., value_name = "PROGRAM")]
-    pub program: Vec<OsString>,
 }
 
-/// `--exec -- PROGRAM`: the program that takes over once the client is known.
-#[derive(Debug, Args)]
-pub struct FrontExecArgs {
-    /// Once the client is known (signed in; named), go on with the program given after
-    /// `--`, which learns who it is from NETLAB_USER (auth) or NETLAB_NAME (ident).
-    #[arg(long, env = "NETLAB_EXEC", requires = "front_program")]
-    pub exec: bool,
-    /// With --exec: as for `serve exec`.
-    #[arg(long, env = "NETLAB_PLUGIN_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
-    pub plugin_timeout: Duration,
-    /// With --exec: as for `serve exec`.
-    #[arg(
-        long,
-        env = "NETLAB_PASS_ENV",
-        value_name = "VAR",
-        value_delimiter = ','
-    )]
-    pub pass_env: Vec<String>,
-    /// With --exec: the program and its arguments, after `--`.
-    #[arg(
-        id = "front_program",
-        last = true,
-        requires = "exec",
-        value_name = "PROGRAM"
-    )]
-    pub program: Vec<OsString>,
-}
-
-impl FrontExecArgs {
-    pub fn config(&self, max_line: usize) -> anyhow::Result<Option<crate::handler::ExecConfig>> {
-        let Some((program, args)) = self.program.split_first() else {
+impl PluginArgs {
+    /// `command` (program, then arguments) run this way; the program is found now.
+    fn config(&self, command: &[OsString], max_line: usize) -> anyhow::Result<Option<ExecConfig>> {
+        let Some((program, args)) = command.split_first() else {
             return Ok(None);
         };
-        Ok(Some(crate::handler::ExecConfig {
+        Ok(Some(ExecConfig {
             program: crate::handler::exec::find_program(program)?,
             args: args.to_vec(),
             timeout: self.plugin_timeout,
@@ -187,15 +187,18 @@ impl FrontExecArgs {
     }
 }
 
+impl FrontExecArgs {
+    /// The program, if --exec gave one.
+    pub fn config(&self, max_line: usize) -> anyhow::Result<Option<ExecConfig>> {
+        self.plugin.config(&self.program, max_line)
+    }
+}
+
 impl ExecArgs {
-    pub fn config(&self, max_line: usize) -> anyhow::Result<crate::handler::ExecConfig> {
-        Ok(crate::handler::ExecConfig {
-            program: crate::handler::exec::find_program(&self.program[0])?,
-            args: self.program[1..].to_vec(),
-            timeout: self.plugin_timeout,
-            pass_env: self.pass_env.clone(),
-            max_line,
-        })
+    pub fn config(&self, max_line: usize) -> anyhow::Result<ExecConfig> {
+        self.plugin
+            .config(&self.program, max_line)?
+            .ok_or_else(|| anyhow::anyhow!("no program given after --"))
     }
 }
 

@@ -14,8 +14,9 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::prompt;
-use super::{ServeMode, ServerArgs};
+use super::{FrontExecArgs, ServeMode, ServerArgs};
 use crate::credentials::password::Hasher;
+use crate::handler::gated::Gate;
 use crate::handler::{Auth, Echo, Exec, Gated, Handler, Ident};
 use crate::server::{self, Conversation, RawEcho, ServerConfig, Service, Tls};
 use crate::store::{SharedStore, Store};
@@ -50,16 +51,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
             let front = |_: &ServerArgs| -> anyhow::Result<Ident> {
                 Ok(Ident::new(SharedStore::new(Store::open(&db.path()?)?)))
             };
-            match exec.config(server.limits().max_frame)? {
-                None => conversation(name, server, codec.kind, PER_ADDRESS, front),
-                Some(program) => with_programs(conversation(
-                    name,
-                    server,
-                    codec.kind,
-                    PER_ADDRESS,
-                    |args| Ok(Gated::new(front(args)?, program)),
-                )),
-            }
+            front_of_program(name, server, codec.kind, &exec, front)
         }
         ServeMode::Auth {
             server,
@@ -76,16 +68,7 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
                 let store = SharedStore::new(Store::open(&db.path()?)?);
                 Ok(Auth::new(store, hasher, auth.config()))
             };
-            match exec.config(server.limits().max_frame)? {
-                None => conversation(name, server, codec.kind, PER_ADDRESS, front),
-                Some(program) => with_programs(conversation(
-                    name,
-                    server,
-                    codec.kind,
-                    PER_ADDRESS,
-                    |args| Ok(Gated::new(front(args)?, program)),
-                )),
-            }
+            front_of_program(name, server, codec.kind, &exec, front)
         }
         ServeMode::Exec {
             server,
@@ -97,6 +80,23 @@ pub fn run(mode: ServeMode) -> anyhow::Result<()> {
                 Ok(Exec::new(config))
             }))
         }
+    }
+}
+
+/// A sign-in mode (`front`), followed with `--exec` by a program once the client is
+/// known.
+fn front_of_program<H: Gate>(
+    name: &str,
+    server: ServerArgs,
+    codec: CodecKind,
+    exec: &FrontExecArgs,
+    front: impl FnOnce(&ServerArgs) -> anyhow::Result<H>,
+) -> anyhow::Result<()> {
+    match exec.config(server.limits().max_frame)? {
+        None => conversation(name, server, codec, PER_ADDRESS, front),
+        Some(program) => with_programs(conversation(name, server, codec, PER_ADDRESS, |args| {
+            Ok(Gated::new(front(args)?, program))
+        })),
     }
 }
 

@@ -393,18 +393,7 @@ fn bad_certificates_and_keys_stop_the_server_at_start_up() {
 #[test]
 fn plain_text_and_silence_on_a_tls_port_are_logged_and_closed() {
     let home = Home::new();
-    let mut cmd = netlab();
-    cmd.args([
-        "serve",
-        "echo",
-        "--tls",
-        "--port",
-        "0",
-        "--frame-timeout",
-        "1s",
-    ])
-    .env("XDG_DATA_HOME", home.data());
-    let server = Server::start_command(cmd);
+    let (server, _) = home.serve(&["echo", "--frame-timeout", "1s"]);
 
     let mut plain = server.connect();
     plain.write_all(b"hello, plain text\n").unwrap();
@@ -527,18 +516,7 @@ fn auth_on_a_network_address_without_tls_is_warned_about() {
 #[test]
 fn an_unfinished_handshake_holds_its_addresss_place() {
     let home = Home::new();
-    let mut cmd = netlab();
-    cmd.args([
-        "serve",
-        "echo",
-        "--tls",
-        "--port",
-        "0",
-        "--max-per-address",
-        "1",
-    ])
-    .env("XDG_DATA_HOME", home.data());
-    let server = Server::start_command(cmd);
+    let (server, _) = home.serve(&["echo", "--max-per-address", "1"]);
     let _silent = server.connect(); // no ClientHello: the handshake never starts
     server.wait_for_log(": connected");
     let refused = home.connect(&server, &[], "x\n");

@@ -25,6 +25,12 @@ pub fn is_unsafe_on_terminals(c: char) -> bool {
     )
 }
 
+/// Columns `s` takes on a terminal: 2 for each CJK character or emoji, 0 for a
+/// combining accent. Counting chars would misalign every column after such a text.
+pub fn columns(s: &str) -> usize {
+    console::measure_text_width(s)
+}
+
 /// `s` with every character unsafe on terminals written as `\u{...}`, and each
 /// backslash doubled so that the escapes cannot be forged; borrowed when nothing
 /// needed escaping.

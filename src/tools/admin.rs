@@ -314,7 +314,7 @@ fn print_list<T: serde::Serialize>(
     let mut widths = vec![0; table[0].len()];
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(width(cell));
+            *w = (*w).max(text::columns(cell));
         }
     }
     for row in &table {
@@ -322,18 +322,12 @@ fn print_list<T: serde::Serialize>(
         for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', w - width(cell) + 2));
+                line.extend(std::iter::repeat_n(' ', w - text::columns(cell) + 2));
             }
         }
         writeln!(out, "{line}")?;
     }
     Ok(())
-}
-
-/// Columns a cell takes on a terminal: 2 for each CJK character or emoji, 0 for a
-/// combining accent. Counting chars would misalign every column after such a name.
-fn width(cell: &str) -> usize {
-    console::measure_text_width(cell)
 }
 
 /// `netlab clients forget IP`.

@@ -7,12 +7,13 @@ use netlab::cli::prompt;
 use netlab::cli::{Cli, Command};
 use netlab::client::ClientConfig;
 use netlab::logging;
-use netlab::tools::{admin, bench};
+use netlab::tools::{admin, bench, check};
 
 fn main() -> ExitCode {
     match run(Cli::parse_and_mark()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Quiet>() => e.downcast_ref::<Quiet>().map_or(ExitCode::FAILURE, |q| q.0),
         Err(e) => {
             eprintln!("netlab: {e:#}");
             ExitCode::FAILURE
@@ -58,6 +59,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Ok(()),
             }
         }
+        Command::Check(args) => {
+            logging::init_tool();
+            if args.list {
+                return Ok(check::list(&mut io::stdout().lock())?);
+            }
+            let (settings, servers) = args.plan().unwrap_or_else(|e| {
+                let kind = clap::error::ErrorKind::ArgumentConflict;
+                Cli::command().error(kind, format!("{e:#}")).exit()
+            });
+            let output = check::Output {
+                out: &mut io::stdout().lock(),
+                json: args.json,
+                junit: args.junit.clone(),
+            };
+            match check::run(&settings, servers, output)? {
+                check::Verdicts::Passed => Ok(()),
+                check::Verdicts::Failed => Err(Quiet(ExitCode::FAILURE).into()),
+                check::Verdicts::Unreachable => Err(Quiet(ExitCode::from(2)).into()),
+            }
+        }
         Command::Tls { action } => {
             logging::init_tool();
             netlab::tools::tls::run(action, &mut io::stdout().lock())
@@ -68,6 +89,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// An exit status whose reason the output has given already (a report's failures).
+#[derive(Debug)]
+struct Quiet(ExitCode);
+
+impl std::fmt::Display for Quiet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("see the report")
+    }
+}
+
+impl std::error::Error for Quiet {}
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {

@@ -64,6 +64,10 @@ pub enum Command {
     },
     /// Load an echo server and measure it: messages/s, latency percentiles, errors.
     Bench(BenchArgs),
+    /// Grade any server of the lab: numbered cases, one verdict each (OK, NON-STRICT,
+    /// INFORMATIONAL, FAILED, SKIPPED). Exit status 0: no case failed; 1: one did;
+    /// 2: the server could not be reached.
+    Check(CheckArgs),
     /// See or renew the certificate of `serve --tls`.
     Tls {
         #[command(subcommand)]
@@ -341,15 +345,8 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The benchmark's settings, with the host resolved.
     pub fn config(&self, progress: bool) -> anyhow::Result<crate::tools::bench::BenchConfig> {
-        use anyhow::Context;
-        use std::net::ToSocketAddrs;
-        let server = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .with_context(|| format!("could not resolve {}", self.host))?
-            .next()
-            .with_context(|| format!("{} has no address", self.host))?;
         Ok(crate::tools::bench::BenchConfig {
-            server,
+            server: resolve(&self.host, self.port)?,
             conns: self.conns as usize,
             size: self.size as usize,
             pipeline: self.pipeline as usize,
@@ -369,6 +366,124 @@ impl BenchArgs {
             reconnect: self.reconnect,
         })
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Server address.
+    #[arg(long, env = "NETLAB_HOST", default_value = "127.0.0.1", value_parser = parse_host)]
+    pub host: String,
+    /// Server port (default 9090). With --exec: the port the server is told to use (by
+    /// `{port}` in the command or --exec-stdin); without it, a free one is chosen for
+    /// `{port}`, or the port is found in what the server prints.
+    #[arg(short, long, env = "NETLAB_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// How the server cuts messages.
+    #[arg(long, value_enum, env = "NETLAB_CODEC", default_value_t = CodecKind::Framed)]
+    pub codec: CodecKind,
+    /// The dialogue to check: echo (tasks 3, 9, 10), ident (task 7) or auth (task 8).
+    #[arg(long, value_enum, env = "NETLAB_CHECK_MODE", default_value_t = crate::tools::check::Mode::Echo)]
+    pub mode: crate::tools::check::Mode,
+    /// Longest wait of each step: a connection, a reply, a close.
+    #[arg(long, env = "NETLAB_CHECK_TIMEOUT", default_value = "3s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Most time spent on one server; the cases left after it are SKIPPED.
+    #[arg(long, env = "NETLAB_CHECK_BUDGET", default_value = "2m", value_parser = parse_timeout)]
+    pub budget: Duration,
+    /// The server's largest message in bytes (framed and lines), sent whole in 9.1.
+    #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
+          value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub max_frame: u64,
+    /// Only the cases matching these patterns, comma-separated (`9.*`, `3.?,10.1`).
+    #[arg(
+        long,
+        env = "NETLAB_CHECK_CASES",
+        default_value = "*",
+        value_name = "GLOB"
+    )]
+    pub cases: String,
+    /// List the cases and exit.
+    #[arg(long, env = "NETLAB_CHECK_LIST")]
+    pub list: bool,
+    /// Count NON-STRICT verdicts as failures.
+    #[arg(long, env = "NETLAB_CHECK_STRICT")]
+    pub strict: bool,
+    /// One JSON line per server instead of the table, for scripts.
+    #[arg(long, env = "NETLAB_JSON")]
+    pub json: bool,
+    /// Also write the results as JUnit XML, for CI systems.
+    #[arg(long, env = "NETLAB_CHECK_JUNIT", value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Start each server with this command and stop it after its cases: `{}` is the
+    /// target, `{port}` the port. Words are split as a shell would, but no shell runs
+    /// unless the command names one. It runs in the target's directory, as you: check
+    /// only code you are willing to run.
+    #[arg(long, env = "NETLAB_CHECK_EXEC", value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// With --exec: typed into the server's input, then closed (its prompts, e.g. the
+    /// port: task 4). `{port}` is replaced; a final newline is added if missing.
+    #[arg(
+        long,
+        env = "NETLAB_CHECK_EXEC_STDIN",
+        value_name = "TEXT",
+        requires = "exec"
+    )]
+    pub exec_stdin: Option<String>,
+    /// With --exec: how long a server has to start listening.
+    #[arg(long, env = "NETLAB_CHECK_START_TIMEOUT", default_value = "10s", value_parser = parse_timeout,
+          requires = "exec")]
+    pub start_timeout: Duration,
+    /// With --exec: the servers to start, one after another (files or directories).
+    #[arg(value_name = "TARGET", requires = "exec")]
+    pub targets: Vec<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The checker's settings, and where its servers are.
+    pub fn plan(
+        &self,
+    ) -> anyhow::Result<(crate::tools::check::Settings, crate::tools::check::Servers)> {
+        use crate::tools::check::{Mode, Servers, Settings};
+        if self.mode != Mode::Echo && self.codec == CodecKind::Raw {
+            anyhow::bail!(
+                "--mode {} needs messages: --codec framed or lines",
+                self.mode.name()
+            );
+        }
+        let settings = Settings {
+            codec: self.codec,
+            mode: self.mode,
+            timeout: self.timeout,
+            max_frame: to_usize(self.max_frame),
+            budget: self.budget,
+            strict: self.strict,
+            cases: self.cases.clone(),
+        };
+        let ip = resolve(&self.host, self.port.unwrap_or(9090))?;
+        let servers = match &self.exec {
+            None => Servers::At(ip),
+            Some(command) => Servers::Exec {
+                command: command.clone(),
+                stdin: self.exec_stdin.clone(),
+                port: self.port,
+                ip: ip.ip(),
+                start_timeout: self.start_timeout,
+                targets: self.targets.clone(),
+            },
+        };
+        Ok((settings, servers))
+    }
+}
+
+/// The first address of `host`.
+fn resolve(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("could not resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))
 }
 
 #[derive(Debug, Args)]
@@ -544,6 +659,7 @@ impl Cli {
             }
             Command::Clients { .. }
             | Command::Bench(_)
+            | Command::Check(_)
             | Command::Users { .. }
             | Command::Sessions { .. }
             | Command::Tls { .. }

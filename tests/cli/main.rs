@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod bench;
+mod check;
 mod client;
 mod demos;
 mod echo;

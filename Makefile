@@ -6,7 +6,7 @@
 BIN := $(CURDIR)/target/debug/netlab
 DEMO := NETLAB_BIN=$(BIN)
 
-.PHONY: build test bench bench-before bench-plugins attack tasks task3 task4 task5 task6 task7 task8 task9 task10
+.PHONY: build test bench bench-before bench-plugins attack grade tasks task3 task4 task5 task6 task7 task8 task9 task10
 
 build:
 	@cargo build --quiet
@@ -45,6 +45,16 @@ bench-plugins:
 attack:
 	cargo build --release --quiet --bin netlab
 	python3 scripts/attack.py
+
+## netlab check on a class in miniature: tests/fixtures holds servers that each make one
+## classic mistake, and two that make none (~1 min). Their failures are the point: only a
+## checker that cannot reach its servers (exit 2) fails this target.
+FIXTURES := cd tests/fixtures && $(BIN) check --exec 'python3 {}' --exec-stdin '{port}'
+grade: build
+	@$(FIXTURES) --codec raw good_raw.py recv_1024_decode.py one_at_a_time.py \
+	  no_reuseaddr.py dies_on_reset.py never_starts.py; test $$? -le 1
+	@$(FIXTURES) --codec framed good_framed.py framed_single_recv.py chars_header.py; \
+	  test $$? -le 1
 
 ## Every demonstration, then one line per task saying what it showed (or that it failed).
 tasks: build

@@ -397,3 +397,39 @@ fn list_names_every_case_by_id() {
         );
     }
 }
+
+/// A server the checker started does not outlive it, even when the checker is killed
+/// with SIGKILL in the middle of a run.
+#[test]
+fn a_started_server_dies_with_the_checker() {
+    python3();
+    let port = free_port();
+    let port_arg = port.to_string();
+    let mut checker = check(&[
+        "--exec",
+        "python3 {} {port}",
+        "--port",
+        &port_arg,
+        "--codec",
+        "raw",
+    ])
+    .arg(fixture("good_raw.py"))
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let listening = (0..400).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    checker.kill().unwrap();
+    checker.wait().unwrap();
+    assert!(listening, "the fixture never listened on {port}");
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    assert!(
+        gone,
+        "the fixture still listens on {port} after the checker died"
+    );
+}

@@ -127,6 +127,7 @@ pub fn run(settings: &Settings, servers: Servers, output: Output<'_>) -> anyhow:
             targets,
         } => {
             let alone = targets.is_empty();
+            let several = targets.len() > 1;
             let targets: Vec<Option<PathBuf>> = if alone {
                 vec![None]
             } else {
@@ -172,7 +173,7 @@ pub fn run(settings: &Settings, servers: Servers, output: Output<'_>) -> anyhow:
                 };
                 reports.push((label, result));
             }
-            if !alone && !json {
+            if several && !json {
                 write!(out, "{}", report::summary(&reports))?;
             }
         }

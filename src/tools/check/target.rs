@@ -208,7 +208,7 @@ impl Managed {
         let _ = child.wait();
     }
 
-    /// The server's last line of output, as ": line", or nothing.
+    /// The server's last line of output, as ", last line: ...", or nothing.
     fn last_words(&self) -> String {
         let output = self.output.lock().unwrap_or_else(|e| e.into_inner());
         match output
@@ -216,7 +216,7 @@ impl Managed {
             .into_iter()
             .find(|l| !l.trim().is_empty())
         {
-            Some(line) => format!(": {}", crate::text::escape_unsafe(line.trim())),
+            Some(line) => format!(", last line: {}", crate::text::escape_unsafe(line.trim())),
             None => String::new(),
         }
     }

@@ -71,6 +71,12 @@ impl Ctx {
         }
     }
 
+    /// Whether this run's clients can speak from addresses of their own: only to a
+    /// server on 127.0.0.0/8, which every address of that block reaches.
+    pub fn many_addresses(&self) -> bool {
+        matches!(self.server.ip(), IpAddr::V4(v4) if v4.is_loopback())
+    }
+
     pub fn codec(&self) -> CodecKind {
         self.settings.codec
     }
@@ -155,8 +161,8 @@ pub fn difference(sent: &[u8], got: &[u8]) -> String {
             ""
         };
         return format!(
-            "{} bytes instead of {}{prefix}: {}",
-            got.len(),
+            "{} instead of {}{prefix}: {}",
+            bytes(got.len()),
             sent.len(),
             describe(got)
         );
@@ -166,6 +172,14 @@ pub fn difference(sent: &[u8], got: &[u8]) -> String {
         "the same length, but different from byte {at} on: {}",
         describe(&got[at..])
     )
+}
+
+/// "1 byte", "2 bytes".
+pub fn bytes(n: usize) -> String {
+    match n {
+        1 => "1 byte".to_owned(),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// An outcome for an `Ended` at one step.
@@ -234,9 +248,8 @@ fn mode(ctx: &Ctx, wanted: Mode) -> Result<(), String> {
     if ctx.settings.mode != wanted {
         return Err(format!("a case of --mode {}", wanted.name()));
     }
-    if !ctx.server.ip().is_loopback() {
-        // The cases speak from several loopback addresses, which reach only this machine.
-        return Err("needs a server on this machine (a loopback address)".into());
+    if wanted == Mode::Ident && !ctx.many_addresses() {
+        return Err("needs a server on 127.0.0.0/8: the cases speak from several addresses".into());
     }
     Ok(())
 }
@@ -550,6 +563,10 @@ mod tests {
         assert_eq!(
             difference(b"abcdef", b"abc"),
             "3 bytes instead of 6, the first part of the message: \"abc\""
+        );
+        assert_eq!(
+            difference(b"abcdef", b"a"),
+            "1 byte instead of 6, the first part of the message: \"a\""
         );
         assert_eq!(
             difference(b"abcdef", b"abcxef"),

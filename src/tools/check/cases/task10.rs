@@ -1,6 +1,7 @@
 //! Task 10: many messages back and forth, one after another, pipelined and on several
 //! connections at once.
 
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,14 +70,24 @@ const LOAD: Duration = Duration::from_secs(3);
 const CONNECTIONS: u64 = 4;
 
 /// 10.3: four connections, each sending and checking as fast as the server answers, for
-/// three seconds.
+/// three seconds. All four stay open until all four are done: a server that serves one
+/// at a time must not get to the next only because the first left.
 pub fn under_load(ctx: &mut Ctx) -> Step<Outcome> {
     let expected = "4 connections for 3 s, every reply exact";
     let ctx: &Ctx = ctx;
     let until = Instant::now() + LOAD;
+    let together = Barrier::new(CONNECTIONS as usize);
     let results: Vec<Result<u64, String>> = thread::scope(|scope| {
         let workers: Vec<_> = (0..CONNECTIONS)
-            .map(|conn| scope.spawn(move || load(ctx, conn, until)))
+            .map(|conn| {
+                let together = &together;
+                scope.spawn(move || {
+                    let (probe, result) = load(ctx, conn, until);
+                    together.wait();
+                    drop(probe);
+                    result
+                })
+            })
             .collect();
         workers
             .into_iter()
@@ -109,20 +120,28 @@ pub fn under_load(ctx: &mut Ctx) -> Step<Outcome> {
     }
 }
 
-/// One connection of 10.3: the number of exact replies, or what went wrong first.
-fn load(ctx: &Ctx, conn: u64, until: Instant) -> Result<u64, String> {
-    let mut probe = ctx.open().map_err(|o| o.actual)?;
+/// One connection of 10.3, still open, and the number of exact replies or what went
+/// wrong first.
+fn load(ctx: &Ctx, conn: u64, until: Instant) -> (Option<Probe>, Result<u64, String>) {
+    let mut probe = match ctx.open() {
+        Ok(probe) => probe,
+        Err(o) => return (None, Err(o.actual)),
+    };
     let mut answered = 0;
     while Instant::now() < until {
         let message = pattern(32, (conn << 32) + answered);
-        echo(
+        if let Err(o) = echo(
             &mut probe,
             ctx,
             &message,
             &format!("message {}", answered + 1),
-        )
-        .map_err(|o| format!("after {answered} replies: {}", o.actual))?;
+        ) {
+            return (
+                Some(probe),
+                Err(format!("after {answered} replies: {}", o.actual)),
+            );
+        }
         answered += 1;
     }
-    Ok(answered)
+    (Some(probe), Ok(answered))
 }

@@ -91,8 +91,8 @@ fn say(ctx: &Ctx, probe: &mut Probe, text: &str, expected: &str, step: &str) -> 
         .map_err(|e| Outcome::failed(expected, format!("{step}: {e}")))
 }
 
-/// Connects from this run's own address (a server may cap registrations per address)
-/// and sends the user name; the answer must ask for a password.
+/// Connects, from this run's own address when it can (a server may cap registrations
+/// per address), and sends the user name; the answer must ask for a password.
 fn start(ctx: &Ctx, user: &str, expected: &str) -> Step<Probe> {
     if !ctx.greets {
         return Err(Outcome::failed(
@@ -100,7 +100,8 @@ fn start(ctx: &Ctx, user: &str, expected: &str) -> Step<Probe> {
             "no greeting (see 0.2): nothing asks for a user name",
         ));
     }
-    let (mut probe, greeting) = ctx.open_from(Some(ctx.from[2]))?;
+    let from = ctx.many_addresses().then_some(ctx.from[2]);
+    let (mut probe, greeting) = ctx.open_from(from)?;
     if !asks_user(&greeting) {
         return Err(unrecognised(
             expected,

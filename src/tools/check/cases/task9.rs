@@ -127,7 +127,7 @@ pub fn multibyte(ctx: &mut Ctx) -> Step<Outcome> {
             // broken pipe.
             let said = probe.recv(ctx.deadline()).map_or(String::new(), |reply| {
                 format!(
-                    ": it answered {} to the first {start} bytes",
+                    "; it had answered {} before the message was complete",
                     describe(&reply)
                 )
             });

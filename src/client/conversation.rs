@@ -149,7 +149,10 @@ pub fn run(
             }
             Event::ServerClosed => {
                 log::debug!("{server} closed the connection");
-                if !talk.sending || talk.user_ended {
+                // A close is the end the user asked for (end of input, /quit), unless
+                // the server's last word was an error notice: then it ended the
+                // conversation, whichever came first.
+                if (!talk.sending || talk.user_ended) && !talk.closed_with_error() {
                     return Ok(());
                 }
                 let why = talk.closed_by_server();
@@ -302,6 +305,17 @@ impl Conversation<'_> {
     }
 
     /// Why the server's close, before the user ended the conversation, is an error.
+    /// Whether the server's last message was one of its error notices ("error: ...;
+    /// closing the connection", docs/PROTOCOL.md).
+    fn closed_with_error(&self) -> bool {
+        self.last_shown
+            .as_deref()
+            .and_then(|m| m.lines().last())
+            .is_some_and(|last| {
+                last.starts_with("error: ") && last.ends_with("closing the connection")
+            })
+    }
+
     fn closed_by_server(&self) -> String {
         match &self.last_shown {
             _ if self.awaiting > 0 && self.greeted => {

@@ -3,7 +3,8 @@
 //!
 //! - [`cases`]: the cases, a file per lab task; [`probe`]: the checker's connection;
 //! - [`target`]: a server the checker starts itself (`--exec`), for a class's servers;
-//! - [`report`]: verdicts as a table, JSON lines, JUnit XML and a summary.
+//! - [`report`]: verdicts as a table, JSON lines, JUnit XML and a summary;
+//! - [`settings`]: what a run checks, the same for every server.
 //!
 //! Invariant: a run against one server is bounded in time (a timeout per step, a budget
 //! per server) and survives anything the server does, dying included: after a case that
@@ -13,6 +14,7 @@
 pub mod cases;
 pub mod probe;
 pub mod report;
+pub mod settings;
 pub mod target;
 
 use std::io::Write;
@@ -24,52 +26,7 @@ use cases::{Ctx, echo};
 use report::{Named, Outcome, Report, Verdict};
 use target::{Launch, Managed};
 
-use crate::wire::CodecKind;
-
-/// The dialogue the server is expected to hold, as chosen by `--mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Every message comes back (tasks 3, 9, 10).
-    Echo,
-    /// Clients known by IP address and greeted by name (task 7).
-    Ident,
-    /// Registration and sign-in with passwords (task 8).
-    Auth,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Echo => "echo",
-            Mode::Ident => "ident",
-            Mode::Auth => "auth",
-        }
-    }
-}
-
-/// How to check, the same for every server of a run.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub codec: CodecKind,
-    pub mode: Mode,
-    /// Of each step: a connection, a reply, a close.
-    pub timeout: Duration,
-    /// The server's largest message (framed and lines).
-    pub max_frame: usize,
-    /// Of all the cases against one server.
-    pub budget: Duration,
-    /// NON-STRICT counts as failed.
-    pub strict: bool,
-    /// `--cases`: which cases run.
-    pub cases: String,
-}
-
-impl Settings {
-    /// The largest message taken from the server: a reply may be the largest echo.
-    pub fn reply_max(&self) -> usize {
-        self.max_frame.max(1 << 20) + 1024
-    }
-}
+pub use settings::{Mode, Settings};
 
 /// How the checker was told to find its servers.
 pub enum Servers {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use super::probe::{Ended, Probe, describe};
 use super::report::{Named, Outcome};
+use super::settings::{Mode, Settings};
 use super::target::Managed;
-use super::{Mode, Settings};
 use crate::wire::CodecKind;
 
 /// What a case returns: `Err` is a verdict reached early (usually FAILED), so that steps
@@ -254,6 +254,14 @@ fn mode(ctx: &Ctx, wanted: Mode) -> Result<(), String> {
     Ok(())
 }
 
+fn ident(ctx: &Ctx) -> Result<(), String> {
+    mode(ctx, Mode::Ident)
+}
+
+fn auth(ctx: &Ctx) -> Result<(), String> {
+    mode(ctx, Mode::Auth)
+}
+
 fn exec(ctx: &Ctx) -> Result<(), String> {
     match ctx.managed {
         Some(_) => Ok(()),
@@ -276,227 +284,40 @@ macro_rules! case {
     };
 }
 
-/// Every case, in the order they run.
+/// Every case, in the order they run: id, task, title, where it applies, what it does,
+/// whether it could kill the server.
+#[rustfmt::skip]
 pub fn all() -> Vec<Case> {
     vec![
-        case!(
-            "0.1",
-            0,
-            "accepts a connection",
-            always,
-            basics::accepts,
-            false
-        ),
-        case!(
-            "0.2",
-            0,
-            "greets within the timeout (raw: sends nothing unasked)",
-            always,
-            basics::greets,
-            false
-        ),
-        case!(
-            "3.1",
-            3,
-            "three connect, echo, close cycles, all exact",
-            echo_mode,
-            task3::cycles,
-            true
-        ),
-        case!(
-            "3.2",
-            3,
-            "a second client is served while the first stays",
-            echo_mode,
-            task3::second_client,
-            true
-        ),
-        case!(
-            "3.3",
-            3,
-            "a client waiting behind another is served when it leaves",
-            echo_mode,
-            task3::waiting_client,
-            true
-        ),
-        case!(
-            "3.4",
-            3,
-            "after a half-close, everything is echoed, then EOF",
-            echo_mode,
-            task3::half_close,
-            true
-        ),
-        case!(
-            "3.5",
-            3,
-            "alive after a client resets its connection",
-            echo_mode,
-            task3::reset,
-            true
-        ),
-        case!(
-            "3.6",
-            3,
-            "alive after a client closes in the middle of a message",
-            echo_mode,
-            task3::close_midway,
-            true
-        ),
-        case!(
-            "7.1",
-            7,
-            "an unknown client is asked its name",
-            |c| mode(c, Mode::Ident),
-            task7::asks_name,
-            true
-        ),
-        case!(
-            "7.2",
-            7,
-            "the same address is greeted by that name on return",
-            |c| mode(c, Mode::Ident),
-            task7::greets_by_name,
-            true
-        ),
-        case!(
-            "7.3",
-            7,
-            "another address is not taken for the first",
-            |c| mode(c, Mode::Ident),
-            task7::tells_apart,
-            true
-        ),
-        case!(
-            "8.1",
-            8,
-            "register",
-            |c| mode(c, Mode::Auth),
-            task8::register,
-            true
-        ),
-        case!(
-            "8.2",
-            8,
-            "sign in again",
-            |c| mode(c, Mode::Auth),
-            task8::sign_in,
-            true
-        ),
-        case!(
-            "8.3",
-            8,
-            "a wrong password is refused",
-            |c| mode(c, Mode::Auth),
-            task8::wrong_password,
-            true
-        ),
-        case!(
-            "9.1",
-            9,
-            "the largest message comes back exact",
-            echo_mode,
-            task9::largest,
-            true
-        ),
-        case!(
-            "9.2",
-            9,
-            "a message sent one byte at a time",
-            echo_mode,
-            task9::byte_at_a_time,
-            true
-        ),
-        case!(
-            "9.3",
-            9,
-            "a message sent in 8 KiB chunks with pauses",
-            echo_mode,
-            task9::chunks,
-            true
-        ),
-        case!(
-            "9.4",
-            9,
-            "two messages in one segment, two replies in order",
-            messages,
-            task9::two_in_one,
-            true
-        ),
-        case!(
-            "9.5",
-            9,
-            "Cyrillic and emoji split mid-character; byte-count header",
-            echo_mode,
-            task9::multibyte,
-            true
-        ),
-        case!(
-            "9.6",
-            9,
-            "the empty message (raw: every byte value)",
-            echo_mode,
-            task9::edge_values,
-            true
-        ),
-        case!(
-            "9.7",
-            9,
-            "a header over the maximum is refused, not answered",
-            framed,
-            task9::over_maximum,
-            true
-        ),
-        case!(
-            "9.8",
-            9,
-            "invalid UTF-8 gets an error",
-            messages,
-            task9::invalid_utf8,
-            true
-        ),
-        case!(
-            "10.1",
-            10,
-            "100 messages back and forth, each exact",
-            echo_mode,
-            task10::back_and_forth,
-            true
-        ),
-        case!(
-            "10.2",
-            10,
-            "100 pipelined messages, replies in order",
-            echo_mode,
-            task10::pipelined,
-            true
-        ),
-        case!(
-            "10.3",
-            10,
-            "4 connections for 3 s under load, no reply wrong or lost",
-            echo_mode,
-            task10::under_load,
-            true
-        ),
+        case!("0.1",  0,  "accepts a connection",                                          always,     basics::accepts, false),
+        case!("0.2",  0,  "greets within the timeout (raw: sends nothing unasked)",        always,     basics::greets, false),
+        case!("3.1",  3,  "three connect, echo, close cycles, all exact",                  echo_mode,  task3::cycles, true),
+        case!("3.2",  3,  "a second client is served while the first stays",               echo_mode,  task3::second_client, true),
+        case!("3.3",  3,  "a client waiting behind another is served when it leaves",      echo_mode,  task3::waiting_client, true),
+        case!("3.4",  3,  "after a half-close, everything is echoed, then EOF",            echo_mode,  task3::half_close, true),
+        case!("3.5",  3,  "alive after a client resets its connection",                    echo_mode,  task3::reset, true),
+        case!("3.6",  3,  "alive after a client closes in the middle of a message",        echo_mode,  task3::close_midway, true),
+        case!("7.1",  7,  "an unknown client is asked its name",                           ident,      task7::asks_name, true),
+        case!("7.2",  7,  "the same address is greeted by that name on return",            ident,      task7::greets_by_name, true),
+        case!("7.3",  7,  "another address is not taken for the first",                    ident,      task7::tells_apart, true),
+        case!("8.1",  8,  "register",                                                      auth,       task8::register, true),
+        case!("8.2",  8,  "sign in again",                                                 auth,       task8::sign_in, true),
+        case!("8.3",  8,  "a wrong password is refused",                                   auth,       task8::wrong_password, true),
+        case!("9.1",  9,  "the largest message comes back exact",                          echo_mode,  task9::largest, true),
+        case!("9.2",  9,  "a message sent one byte at a time",                             echo_mode,  task9::byte_at_a_time, true),
+        case!("9.3",  9,  "a message sent in 8 KiB chunks with pauses",                    echo_mode,  task9::chunks, true),
+        case!("9.4",  9,  "two messages in one segment, two replies in order",             messages,   task9::two_in_one, true),
+        case!("9.5",  9,  "Cyrillic and emoji split mid-character; byte-count header",     echo_mode,  task9::multibyte, true),
+        case!("9.6",  9,  "the empty message (raw: every byte value)",                     echo_mode,  task9::edge_values, true),
+        case!("9.7",  9,  "a header over the maximum is refused, not answered",            framed,     task9::over_maximum, true),
+        case!("9.8",  9,  "invalid UTF-8 gets an error",                                   messages,   task9::invalid_utf8, true),
+        case!("10.1", 10, "100 messages back and forth, each exact",                       echo_mode,  task10::back_and_forth, true),
+        case!("10.2", 10, "100 pipelined messages, replies in order",                      echo_mode,  task10::pipelined, true),
+        case!("10.3", 10, "4 connections for 3 s under load, no reply wrong or lost",      echo_mode,  task10::under_load, true),
         // Last: they stop and start the server, and a server without SO_REUSEADDR may not
         // get its port back for a minute.
-        case!(
-            "6.1",
-            6,
-            "with its port taken, listens on another and says which",
-            exec,
-            task6::moves_when_busy,
-            false
-        ),
-        case!(
-            "6.2",
-            6,
-            "restarted right after a stop, listens on the same port",
-            exec,
-            task6::rebinds_at_once,
-            false
-        ),
+        case!("6.1",  6,  "with its port taken, listens on another and says which",        exec,       task6::moves_when_busy, false),
+        case!("6.2",  6,  "restarted right after a stop, listens on the same port",        exec,       task6::rebinds_at_once, false),
     ]
 }
 

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use super::{Ctx, Outcome, Step};
+use crate::tools::check::settings::Mode;
 
 fn managed(ctx: &mut Ctx) -> &mut crate::tools::check::target::Managed {
     ctx.managed
@@ -59,7 +60,7 @@ pub fn rebinds_at_once(ctx: &mut Ctx) -> Step<Outcome> {
     // A conversation under way, so that the server has surely accepted the connection:
     // one still in the listen queue would be reset, leaving no TIME_WAIT.
     let (mut probe, _) = ctx.open_from(None)?;
-    if ctx.settings.mode == crate::tools::check::Mode::Echo {
+    if ctx.settings.mode == Mode::Echo {
         super::echo(
             &mut probe,
             ctx,

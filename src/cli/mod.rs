@@ -392,7 +392,7 @@ pub struct CheckArgs {
     pub budget: Duration,
     /// The server's largest message in bytes (framed and lines), sent whole in 9.1.
     #[arg(long, env = "NETLAB_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME as u64,
-          value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+          value_parser = max_frame_parser())]
     pub max_frame: u64,
     /// Only the cases matching these patterns, comma-separated (`9.*`, `3.?,10.1`).
     #[arg(

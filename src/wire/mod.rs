@@ -26,9 +26,9 @@ pub use outbox::Outbox;
 /// How a connection's bytes are cut into messages, as chosen by `--codec`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CodecKind {
-    /// Length-prefixed frames ([`frame`]).
+    /// Length-prefixed frames: a 4-byte length, then the message (see `wire::frame`).
     Framed,
-    /// One line of text per message ([`lines`]).
+    /// One line of text per message (see `wire::lines`).
     Lines,
     /// No messages: bytes back verbatim (echo only).
     Raw,

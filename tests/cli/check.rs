@@ -433,3 +433,52 @@ fn a_started_server_dies_with_the_checker() {
         "the fixture still listens on {port} after the checker died"
     );
 }
+
+/// A server that floods every connection with bytes that are no message: the checker
+/// stays bounded (its reads have a maximum), calls it lost rather than dead, and ends.
+#[test]
+fn a_flooding_server_is_reported_not_followed() {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let flood = vec![0xFFu8; 64 * 1024];
+                // Bounded: 64 MiB per connection at most.
+                for _ in 0..1024 {
+                    if conn.write_all(&flood).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    for codec in ["framed", "lines"] {
+        let out = run(check(&[
+            "--port",
+            &port,
+            "--codec",
+            codec,
+            "--timeout",
+            "1s",
+            "--json",
+        ]));
+        assert_eq!(out.status.code(), Some(1), "{codec}");
+        let line = &lines(&out)[0];
+        assert_eq!(
+            line["results"]["0.2"]["verdict"], "FAILED",
+            "{codec}: {line}"
+        );
+        let lost = line["results"]["3.1"]["actual"].as_str().unwrap();
+        assert!(
+            lost.starts_with("server stopped answering"),
+            "{codec}: {lost}"
+        );
+        assert!(
+            lost.contains("maximum") || lost.contains("without an end"),
+            "{codec}: {lost}"
+        );
+    }
+}

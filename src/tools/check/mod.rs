@@ -178,6 +178,7 @@ fn check_one(
         mode: settings.mode.name(),
         results: Vec::new(),
         died_at: None,
+        lost: "died",
         strict: settings.strict,
     };
     let mut rows = |case: &Named, outcome: &Outcome| -> std::io::Result<()> {
@@ -209,14 +210,21 @@ fn check_one(
             let check = case.may_break || ctx.managed.is_some();
             if check
                 && outcome.verdict != Verdict::Skipped
-                && let Err(why) = alive(&mut ctx)
+                && let Err(lost) = alive(&mut ctx)
             {
                 report.died_at.get_or_insert(case.named.id);
                 outcome = Outcome::failed(
                     outcome.expected.clone(),
-                    format!("server died: {why} (before that: {})", outcome.actual),
+                    format!("server {lost}; before that: {}", outcome.actual),
                 );
-                gone = revive(&mut ctx, case.named.id);
+                let what = match lost.starts_with("died") {
+                    true => "died",
+                    false => "stopped answering",
+                };
+                if report.died_at == Some(case.named.id) {
+                    report.lost = what;
+                }
+                gone = revive(&mut ctx, case.named.id, what);
             }
             if case.named.id == "0.1" && outcome.verdict == Verdict::Failed {
                 gone = Some("the server could not be reached (0.1)".into());
@@ -238,26 +246,30 @@ fn check_one(
 }
 
 /// Whether the server still serves: a fresh connection, its greeting and, in echo mode,
-/// one echo. With --exec, a process that has exited is dead whatever answers its port.
+/// one echo. `Err` says how it was lost: "died (...)" when it refuses connections or its
+/// process has exited, "stopped answering (...)" when it takes them and no longer
+/// serves. Either way the cases after it would say nothing.
 fn alive(ctx: &mut Ctx) -> Result<(), String> {
-    let answered = ctx
-        .connect(None)
-        .map_err(|o| o.actual)
-        .and_then(|mut probe| {
+    let answered = match ctx.connect(None) {
+        Err(refused) => Err(format!("died ({})", refused.actual)),
+        Ok(mut probe) => {
             let greeted = match ctx.greets {
-                true => probe.recv_greeting(ctx.deadline(), cases::QUIET).map(drop),
+                true => probe
+                    .recv_greeting(ctx.deadline(), cases::QUIET)
+                    .map(drop)
+                    .map_err(|e| format!("no greeting: {e}")),
                 false => Ok(()),
             };
             greeted
-                .map_err(|e| format!("no greeting: {e}"))
                 .and_then(|()| match ctx.settings.mode {
                     Mode::Echo => echo(&mut probe, ctx, b"netlab check: still there?", "a message")
                         .map_err(|o| o.actual),
                     _ => Ok(()),
                 })
-                .map_err(|why| format!("it stopped answering: {why}"))
-        });
-    let Err(silence) = answered else {
+                .map_err(|why| format!("stopped answering ({why})"))
+        }
+    };
+    let Err(lost) = answered else {
         return Ok(());
     };
     // A process that is dying says why better than its closed port does.
@@ -265,19 +277,27 @@ fn alive(ctx: &mut Ctx) -> Result<(), String> {
         let until = Instant::now() + Duration::from_millis(500);
         while Instant::now() < until {
             if let Some(how) = managed.exited() {
-                return Err(format!("the process exited ({how})"));
+                return Err(format!("died (the process exited: {how})"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    Err(silence)
+    // A server dying as it is checked can still take a connection into its queue, then
+    // reset it: a moment later its port refuses, which tells death from silence.
+    if !lost.starts_with("died") {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Err(refused) = ctx.connect(None) {
+            return Err(format!("died ({})", refused.actual));
+        }
+    }
+    Err(lost)
 }
 
-/// After a death at `id`: with --exec, the server started again (`None`); otherwise
-/// why the remaining cases are skipped.
-fn revive(ctx: &mut Ctx, id: &str) -> Option<String> {
+/// After the server was lost at `id` (it `what`: died, stopped answering): with --exec,
+/// the server started again (`None`); otherwise why the remaining cases are skipped.
+fn revive(ctx: &mut Ctx, id: &str, what: &str) -> Option<String> {
     let Some(managed) = ctx.managed.as_mut() else {
-        return Some(format!("the server died at {id}"));
+        return Some(format!("the server {what} at {id}"));
     };
     match managed.restart() {
         Ok(_) => {
@@ -285,7 +305,7 @@ fn revive(ctx: &mut Ctx, id: &str) -> Option<String> {
             None
         }
         Err(e) => Some(format!(
-            "the server died at {id} and did not start again: {e}"
+            "the server {what} at {id} and did not start again: {e}"
         )),
     }
 }

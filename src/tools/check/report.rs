@@ -80,8 +80,11 @@ pub struct Report {
     pub codec: &'static str,
     pub mode: &'static str,
     pub results: Vec<(Named, Outcome)>,
-    /// The case after which the server was found dead, the first time.
+    /// The case after which the server was found dead (or no longer answering), the
+    /// first time.
     pub died_at: Option<&'static str>,
+    /// How it was lost then: "died", or "stopped answering".
+    pub lost: &'static str,
     /// Whether NON-STRICT counts as a failure (--strict).
     pub strict: bool,
 }
@@ -151,7 +154,7 @@ impl Report {
             c.failed
         );
         if let Some(id) = self.died_at {
-            let _ = write!(line, "; the server died at {id}");
+            let _ = write!(line, "; the server {} at {id}", self.lost);
         }
         line
     }
@@ -377,6 +380,7 @@ mod tests {
                 })
                 .collect(),
             died_at: None,
+            lost: "died",
             strict,
         }
     }

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 const KEPT_LINES: usize = 200;
 /// Longest line kept, in bytes.
 const LINE_MAX: usize = 512;
+/// Numbers of the newest output tried as ports each round: a server that prints a
+/// counter must not make each round a port scan.
+const MAX_CANDIDATES: usize = 20;
 /// How long a server has after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -280,6 +283,7 @@ impl Managed {
                     candidates.extend(ports_in(&line).into_iter().rev());
                 }
             }
+            candidates.truncate(MAX_CANDIDATES);
             candidates.extend(self.launch.port);
             let mut seen = Vec::new();
             for port in candidates {

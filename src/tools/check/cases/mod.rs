@@ -175,7 +175,7 @@ pub fn difference(sent: &[u8], got: &[u8]) -> String {
 }
 
 /// "1 byte", "2 bytes".
-pub fn bytes(n: usize) -> String {
+fn bytes(n: usize) -> String {
     match n {
         1 => "1 byte".to_owned(),
         n => format!("{n} bytes"),

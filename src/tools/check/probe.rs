@@ -122,7 +122,8 @@ impl Probe {
     /// Writes `bytes` from another thread in pieces with pauses while `read` runs here, so
     /// that a server that answers as it reads never blocks on a checker that is not
     /// reading. Returns what `read` returned: a write that failed (the server stopped
-    /// reading) shows there as a missing or wrong answer, which says more.
+    /// reading) shows there as a missing or wrong answer, which says more. If the writer
+    /// could not finish, the connection is shut down.
     pub fn exchange<T>(
         &mut self,
         bytes: Vec<u8>,
@@ -141,11 +142,16 @@ impl Probe {
             Ok(())
         });
         let got = read(self);
-        if got.is_err() {
-            // Unblock a writer stuck on a full buffer: the case is decided already.
+        // A writer that has sent everything ends at once. One still at work after that
+        // is stuck on a server that no longer reads (the case is decided, and the
+        // connection is shut to free it), or is feeding a server that answered early.
+        let until = Instant::now() + Duration::from_millis(100);
+        while got.is_ok() && !sending.is_finished() && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if !sending.is_finished() {
             let _ = self.stream.shutdown(Shutdown::Both);
         }
-        // Bounded by the write timeout, should the server have stopped reading.
         let _ = sending.join();
         got
     }

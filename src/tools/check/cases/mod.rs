@@ -139,10 +139,21 @@ pub fn echo(probe: &mut Probe, ctx: &Ctx, payload: &[u8], what: &str) -> Step<()
 
 /// Receives the echo of `payload`: one message, or for raw as many bytes.
 pub fn expect_echo(probe: &mut Probe, ctx: &Ctx, payload: &[u8], what: &str) -> Step<()> {
+    expect_echo_by(probe, ctx, payload, what, ctx.deadline())
+}
+
+/// [`expect_echo`] with a deadline of its own.
+pub fn expect_echo_by(
+    probe: &mut Probe,
+    ctx: &Ctx,
+    payload: &[u8],
+    what: &str,
+    deadline: Instant,
+) -> Step<()> {
     let expected = format!("{what} echoed exactly");
     let got = match ctx.codec() {
-        CodecKind::Raw => probe.recv_exact(payload.len(), ctx.deadline()),
-        _ => probe.recv(ctx.deadline()),
+        CodecKind::Raw => probe.recv_exact(payload.len(), deadline),
+        _ => probe.recv(deadline),
     }
     .map_err(|e| Outcome::failed(&expected, e.to_string()))?;
     if got == payload {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, Outcome, Step, difference, ended, expect_echo, pattern};
+use super::{Ctx, Outcome, Step, difference, ended, expect_echo_by, pattern};
 use crate::tools::check::probe::{Ended, Probe, describe};
 use crate::tools::check::report::Verdict;
 use crate::wire::CodecKind;
@@ -24,9 +24,12 @@ fn echo_in_pieces(
     what: &str,
 ) -> Step<()> {
     let wire = Probe::encode(ctx.codec(), payload);
+    // The timeout counts from the last piece: the pauses are the checker's own.
+    let pauses = wire.len().div_ceil(piece.max(1)).saturating_sub(1) as u32;
+    let deadline = ctx.deadline() + pause * pauses;
     probe
         .exchange(wire, piece, pause, |probe| {
-            Ok(expect_echo(probe, ctx, payload, what))
+            Ok(expect_echo_by(probe, ctx, payload, what, deadline))
         })
         .map_err(ended(format!("{what} echoed exactly")))?
 }
@@ -36,11 +39,13 @@ pub fn largest(ctx: &mut Ctx) -> Step<Outcome> {
     let size = ctx.largest();
     let what = format!("a message of {size} bytes");
     let mut probe = ctx.open()?;
+    // At most 64 pieces, however large the maximum.
+    let piece = (size / 64).max(16 * 1024);
     echo_in_pieces(
         ctx,
         &mut probe,
         &pattern(size, 91),
-        16 * 1024,
+        piece,
         Duration::from_millis(5),
         &what,
     )?;

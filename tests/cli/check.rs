@@ -482,3 +482,58 @@ fn a_flooding_server_is_reported_not_followed() {
         );
     }
 }
+
+/// Tasks 7 and 8 judge what they recognise: an echo server taken for an identification
+/// server forgets its client (7.2 FAILED), its dialogue is no sign-in (8.1
+/// INFORMATIONAL), and a server that never checks a password fails 8.3.
+#[test]
+fn ident_and_auth_cases_fail_servers_that_forget_or_let_anyone_in() {
+    let echo = Server::start(&["echo"]);
+    let out = run(check(&[
+        "--port",
+        &echo.port(),
+        "--mode",
+        "ident",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let line = &lines(&out)[0];
+    assert_eq!(with_verdict(line, "FAILED"), ids(&["7.2"]), "{line:#}");
+    assert_eq!(
+        with_verdict(line, "OK"),
+        ids(&["0.1", "0.2", "7.1", "7.3"]),
+        "{line:#}"
+    );
+
+    let out = run(check(&["--port", &echo.port(), "--mode", "auth", "--json"]));
+    assert!(out.status.success(), "INFORMATIONAL is no failure");
+    let line = &lines(&out)[0];
+    assert_eq!(
+        line["results"]["8.1"]["verdict"], "INFORMATIONAL",
+        "{line:#}"
+    );
+    assert!(
+        line["results"]["8.2"]["actual"]
+            .as_str()
+            .unwrap()
+            .contains("no account")
+    );
+
+    python3();
+    let out = run(check(&[
+        "--exec",
+        "python3 {}",
+        "--exec-stdin",
+        "{port}",
+        "--mode",
+        "auth",
+        "--json",
+        fixture("auth_any_password.py").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let line = &lines(&out)[0];
+    assert_eq!(with_verdict(line, "FAILED"), ids(&["8.3"]), "{line:#}");
+    let why = line["results"]["8.3"]["actual"].as_str().unwrap();
+    assert!(why.contains("signed in with a wrong password"), "{why}");
+    assert!(!why.contains("pw-"), "no password in a report: {why}");
+}

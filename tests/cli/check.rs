@@ -537,3 +537,25 @@ fn ident_and_auth_cases_fail_servers_that_forget_or_let_anyone_in() {
     assert!(why.contains("signed in with a wrong password"), "{why}");
     assert!(!why.contains("pw-"), "no password in a report: {why}");
 }
+
+/// A correct line server of the telnet kind, every line ending in CRLF (which netlab's
+/// own rule would read as "more follows"), passes every case: even an echo right
+/// behind its greeting (3.3) is not taken for part of it.
+#[test]
+fn a_line_server_that_ends_lines_in_crlf_passes_every_case() {
+    python3();
+    let out = run(check(&[
+        "--exec",
+        "python3 {}",
+        "--exec-stdin",
+        "{port}",
+        "--codec",
+        "lines",
+        "--json",
+        fixture("good_lines.py").to_str().unwrap(),
+    ]));
+    let line = &lines(&out)[0];
+    assert!(out.status.success(), "{line:#}");
+    assert_eq!(with_verdict(line, "FAILED"), ids(&[]));
+    assert_eq!(line["results"]["3.3"]["verdict"], "OK", "{line:#}");
+}

@@ -253,13 +253,10 @@ fn alive(ctx: &mut Ctx) -> Result<(), String> {
     let answered = match ctx.connect(None) {
         Err(refused) => Err(format!("died ({})", refused.actual)),
         Ok(mut probe) => {
-            let greeted = match ctx.greets {
-                true => probe
-                    .recv_greeting(ctx.deadline(), cases::QUIET)
-                    .map(drop)
-                    .map_err(|e| format!("no greeting: {e}")),
-                false => Ok(()),
-            };
+            let greeted = ctx
+                .greeting(&mut probe)
+                .map(drop)
+                .map_err(|e| format!("no greeting: {e}"));
             greeted
                 .and_then(|()| match ctx.settings.mode {
                     Mode::Echo => echo(&mut probe, ctx, b"netlab check: still there?", "a message")

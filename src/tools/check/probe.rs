@@ -192,14 +192,24 @@ impl Probe {
     }
 
     /// Receives the greeting: a frame; or lines up to one ending in a bare `\n` (netlab's
-    /// rule), or a pause of `quiet` after a `\r\n` line (a foreign server's last line).
-    pub fn recv_greeting(&mut self, deadline: Instant, quiet: Duration) -> Result<String, Ended> {
+    /// rule), or else, for a server that ends every line in `\r\n`, `known_lines` of
+    /// them when that number is known, or those that come before a pause of `quiet`.
+    /// Returns the greeting, and for such a server how many lines it had.
+    pub fn recv_greeting(
+        &mut self,
+        deadline: Instant,
+        quiet: Duration,
+        known_lines: Option<usize>,
+    ) -> Result<(String, Option<usize>), Ended> {
         if self.codec != CodecKind::Lines {
             let frame = self.recv(deadline)?;
-            return Ok(String::from_utf8_lossy(&frame).into_owned());
+            return Ok((String::from_utf8_lossy(&frame).into_owned(), None));
         }
         let mut lines = Vec::new();
         loop {
+            if known_lines == Some(lines.len()) {
+                break;
+            }
             let wait = if lines.is_empty() {
                 deadline
             } else {
@@ -209,14 +219,15 @@ impl Probe {
                 Ok((line, more)) => {
                     lines.push(String::from_utf8_lossy(&line).into_owned());
                     if !more {
-                        break;
+                        return Ok((lines.join("\n"), None));
                     }
                 }
                 Err(Ended::Silent { partial: 0 }) if !lines.is_empty() => break,
                 Err(e) => return Err(e),
             }
         }
-        Ok(lines.join("\n"))
+        let count = lines.len();
+        Ok((lines.join("\n"), Some(count)))
     }
 
     /// Waits until `deadline` for the server to close; `Ok(bytes)` is whatever came

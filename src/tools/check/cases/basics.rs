@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Outcome, QUIET, Step};
+use super::{Ctx, Outcome, Step};
 use crate::tools::check::probe::{Ended, describe};
 use crate::wire::CodecKind;
 
@@ -39,7 +39,7 @@ pub fn greets(ctx: &mut Ctx) -> Step<Outcome> {
         };
     }
     let expected = "a greeting within the timeout";
-    match probe.recv_greeting(ctx.deadline(), QUIET) {
+    match ctx.greeting(&mut probe) {
         Ok(greeting) => Ok(Outcome::ok(expected, describe(greeting.as_bytes()))),
         Err(e) => {
             // Later cases must not wait a timeout each for a greeting that never comes.

@@ -15,6 +15,7 @@ mod task8;
 mod task9;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::probe::{Ended, Probe, describe};
@@ -48,6 +49,9 @@ pub struct Ctx {
     /// Loopback addresses of this run's clients, fresh each run so that a server that
     /// remembers addresses (task 7) sees strangers: [ident first, ident second, auth].
     pub from: [IpAddr; 3],
+    /// How many lines a greeting has, for a line server that ends every line in
+    /// `\r\n`, once one was read with nothing behind it.
+    pub greeting_lines: OnceLock<usize>,
     /// The name given at 7.1.
     pub ident_name: Option<String>,
     /// The account registered at 8.1.
@@ -66,6 +70,7 @@ impl Ctx {
             greets,
             managed,
             from,
+            greeting_lines: OnceLock::new(),
             ident_name: None,
             account: None,
         }
@@ -106,14 +111,26 @@ impl Ctx {
     /// A connection from `from`, and the greeting (empty if the server does not greet).
     pub fn open_from(&self, from: Option<IpAddr>) -> Step<(Probe, String)> {
         let mut probe = self.connect(from)?;
-        let greeting = if self.greets {
-            probe
-                .recv_greeting(self.deadline(), QUIET)
-                .map_err(|e| Outcome::failed("a greeting", format!("no greeting: {e}")))?
-        } else {
-            String::new()
-        };
+        let greeting = self
+            .greeting(&mut probe)
+            .map_err(|e| Outcome::failed("a greeting", format!("no greeting: {e}")))?;
         Ok((probe, greeting))
+    }
+
+    /// The greeting on `probe`, if the server greets (else empty). For a line server
+    /// that ends every line in `\r\n`, the first greeting read (with nothing sent yet)
+    /// sets how many lines a greeting has, so that later ones end there even with an
+    /// echo right behind them.
+    pub fn greeting(&self, probe: &mut Probe) -> Result<String, Ended> {
+        if !self.greets {
+            return Ok(String::new());
+        }
+        let known = self.greeting_lines.get().copied();
+        let (greeting, lines) = probe.recv_greeting(self.deadline(), QUIET, known)?;
+        if let Some(lines) = lines {
+            let _ = self.greeting_lines.set(lines);
+        }
+        Ok(greeting)
     }
 
     /// The largest message for 9.1: the maximum, or 1 MB of raw bytes.

@@ -76,13 +76,9 @@ pub fn waiting_client(ctx: &mut Ctx) -> Step<Outcome> {
         .map_err(ended("the waiting client's message accepted"))?;
     thread::sleep(Duration::from_millis(200));
     drop(first);
-    if ctx.greets {
-        waiting
-            .recv_greeting(ctx.deadline(), super::QUIET)
-            .map_err(|e| {
-                Outcome::failed(expected, format!("the waiting client got no greeting: {e}"))
-            })?;
-    }
+    ctx.greeting(&mut waiting).map_err(|e| {
+        Outcome::failed(expected, format!("the waiting client got no greeting: {e}"))
+    })?;
     expect_echo(&mut waiting, ctx, &message, "the waiting client's message")?;
     Ok(Outcome::ok(expected, "served after the first left"))
 }

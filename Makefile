@@ -47,7 +47,7 @@ attack:
 	python3 scripts/attack.py
 
 ## netlab check on a class in miniature: tests/fixtures holds servers that each make one
-## classic mistake, and two that make none (~1 min). Their failures are the point: only a
+## classic mistake, and three that make none (~1 min). Their failures are the point: only a
 ## checker that cannot reach its servers (exit 2) fails this target.
 FIXTURES := cd tests/fixtures && $(BIN) check --exec 'python3 {}' --exec-stdin '{port}'
 grade: build
@@ -55,6 +55,8 @@ grade: build
 	  no_reuseaddr.py dies_on_reset.py never_starts.py; test $$? -le 1
 	@$(FIXTURES) --codec framed good_framed.py framed_single_recv.py chars_header.py; \
 	  test $$? -le 1
+	@$(FIXTURES) --codec lines good_lines.py
+	@$(FIXTURES) --mode auth auth_any_password.py; test $$? -le 1
 
 ## Every demonstration, then one line per task saying what it showed (or that it failed).
 tasks: build

@@ -32,6 +32,15 @@ fn check(args: &[&str]) -> Command {
     cmd
 }
 
+/// `netlab check` starting each fixture the way a teacher starts students' servers: the
+/// port typed at its prompt, one JSON line per fixture.
+fn grade(args: &[&str], fixtures: &[&str]) -> Output {
+    python3();
+    let mut cmd = check(&["--exec", "python3 {}", "--exec-stdin", "{port}", "--json"]);
+    cmd.args(args).args(fixtures.iter().map(|f| fixture(f)));
+    run(cmd)
+}
+
 /// The JSON lines of a run, by target (or server when there is none).
 fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -128,7 +137,6 @@ fn netlab_ident_and_auth_pass_every_case_in_both_message_codecs() {
 /// never starts is named, and the others are checked all the same.
 #[test]
 fn each_raw_fixture_fails_exactly_the_cases_of_its_mistake() {
-    python3();
     let targets = [
         "good_raw.py",
         "recv_1024_decode.py",
@@ -137,19 +145,7 @@ fn each_raw_fixture_fails_exactly_the_cases_of_its_mistake() {
         "dies_on_reset.py",
         "never_starts.py",
     ];
-    let mut cmd = check(&[
-        "--exec",
-        "python3 {}",
-        "--exec-stdin",
-        "{port}",
-        "--codec",
-        "raw",
-        "--timeout",
-        "2s",
-        "--json",
-    ]);
-    cmd.args(targets.map(fixture));
-    let out = run(cmd);
+    let out = grade(&["--codec", "raw", "--timeout", "2s"], &targets);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -196,22 +192,11 @@ fn each_raw_fixture_fails_exactly_the_cases_of_its_mistake() {
 /// The framed fixtures, with JUnit XML beside the JSON.
 #[test]
 fn each_framed_fixture_fails_exactly_the_cases_of_its_mistake() {
-    python3();
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("check.xml");
     let targets = ["good_framed.py", "framed_single_recv.py", "chars_header.py"];
-    let mut cmd = check(&[
-        "--exec",
-        "python3 {}",
-        "--exec-stdin",
-        "{port}",
-        "--timeout",
-        "2s",
-        "--json",
-        "--junit",
-    ]);
-    cmd.arg(&junit).args(targets.map(fixture));
-    let out = run(cmd);
+    let junit_arg = junit.to_str().unwrap();
+    let out = grade(&["--timeout", "2s", "--junit", junit_arg], &targets);
     assert_eq!(out.status.code(), Some(1));
     let lines = lines(&out);
     let failed = |target| with_verdict(line_of(&lines, target), "FAILED");
@@ -519,17 +504,7 @@ fn ident_and_auth_cases_fail_servers_that_forget_or_let_anyone_in() {
             .contains("no account")
     );
 
-    python3();
-    let out = run(check(&[
-        "--exec",
-        "python3 {}",
-        "--exec-stdin",
-        "{port}",
-        "--mode",
-        "auth",
-        "--json",
-        fixture("auth_any_password.py").to_str().unwrap(),
-    ]));
+    let out = grade(&["--mode", "auth"], &["auth_any_password.py"]);
     assert_eq!(out.status.code(), Some(1));
     let line = &lines(&out)[0];
     assert_eq!(with_verdict(line, "FAILED"), ids(&["8.3"]), "{line:#}");
@@ -543,17 +518,7 @@ fn ident_and_auth_cases_fail_servers_that_forget_or_let_anyone_in() {
 /// behind its greeting (3.3) is not taken for part of it.
 #[test]
 fn a_line_server_that_ends_lines_in_crlf_passes_every_case() {
-    python3();
-    let out = run(check(&[
-        "--exec",
-        "python3 {}",
-        "--exec-stdin",
-        "{port}",
-        "--codec",
-        "lines",
-        "--json",
-        fixture("good_lines.py").to_str().unwrap(),
-    ]));
+    let out = grade(&["--codec", "lines"], &["good_lines.py"]);
     let line = &lines(&out)[0];
     assert!(out.status.success(), "{line:#}");
     assert_eq!(with_verdict(line, "FAILED"), ids(&[]));

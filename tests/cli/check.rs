@@ -37,6 +37,9 @@ fn check(args: &[&str]) -> Command {
 fn grade(args: &[&str], fixtures: &[&str]) -> Output {
     python3();
     let mut cmd = check(&["--exec", "python3 {}", "--exec-stdin", "{port}", "--json"]);
+    // The fixtures print their port without a flush, as students do: the checker must
+    // make Python write through a pipe at once, whatever this shell has set.
+    cmd.env_remove("PYTHONUNBUFFERED");
     cmd.args(args).args(fixtures.iter().map(|f| fixture(f)));
     run(cmd)
 }

@@ -527,3 +527,38 @@ fn a_line_server_that_ends_lines_in_crlf_passes_every_case() {
     assert_eq!(with_verdict(line, "FAILED"), ids(&[]));
     assert_eq!(line["results"]["3.3"]["verdict"], "OK", "{line:#}");
 }
+
+/// When its cases are done, a server the checker started is stopped, even one that
+/// shrugs off SIGTERM (SIGKILL follows).
+#[test]
+fn a_started_server_is_stopped_after_its_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let stubborn = dir.path().join("stubborn.py");
+    std::fs::write(
+        &stubborn,
+        "import signal\nimport labserver\n\
+         signal.signal(signal.SIGTERM, signal.SIG_IGN)\nlabserver.main(labserver.RawEcho)\n",
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let mut cmd = check(&[
+        "--exec",
+        "python3 {} {port}",
+        "--port",
+        &port,
+        "--codec",
+        "raw",
+    ]);
+    cmd.args(["--cases", "0.1", "--json"]).arg(&stubborn);
+    cmd.env("PYTHONPATH", fixture(""));
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err(),
+        "the server still listens on {port}"
+    );
+}

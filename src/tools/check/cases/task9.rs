@@ -39,16 +39,10 @@ pub fn largest(ctx: &mut Ctx) -> Step<Outcome> {
     let size = ctx.largest();
     let what = format!("a message of {size} bytes");
     let mut probe = ctx.open()?;
-    // At most 64 pieces, however large the maximum.
-    let piece = (size / 64).max(16 * 1024);
-    echo_in_pieces(
-        ctx,
-        &mut probe,
-        &pattern(size, 91),
-        piece,
-        Duration::from_millis(5),
-        &what,
-    )?;
+    // At most 8 pieces, however large the maximum, with pauses long enough that a busy
+    // machine does not join them again before the server reads.
+    let piece = size.div_ceil(8).max(16 * 1024);
+    echo_in_pieces(ctx, &mut probe, &pattern(size, 91), piece, PAUSE / 2, &what)?;
     Ok(Outcome::ok(
         format!("{what} echoed exactly"),
         "echoed exactly",
@@ -64,7 +58,7 @@ pub fn byte_at_a_time(ctx: &mut Ctx) -> Step<Outcome> {
         &mut probe,
         &pattern(24, 92),
         1,
-        Duration::from_millis(3),
+        Duration::from_millis(10),
         what,
     )?;
     Ok(Outcome::ok(

@@ -484,4 +484,29 @@ mod tests {
         let port = launch.port.expect("a free port for {port}");
         assert_eq!(launch.stdin.as_deref(), Some(format!("{port}\n").as_str()));
     }
+
+    #[test]
+    fn a_directory_target_is_where_its_command_runs() {
+        let class = tempfile::tempdir().unwrap();
+        let alice = class.path().join("alice");
+        std::fs::create_dir(&alice).unwrap();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let launch = Launch::new(
+            "python3 server.py",
+            Some(&alice),
+            None,
+            Some(9090),
+            ip,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(launch.argv, ["python3", "server.py"]);
+        assert_eq!(launch.dir, alice.canonicalize().unwrap());
+        assert_eq!(
+            launch.port,
+            Some(9090),
+            "--port is kept, not replaced by a free one"
+        );
+        assert_eq!(launch.stdin, None);
+    }
 }

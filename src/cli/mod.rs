@@ -463,11 +463,13 @@ impl CheckArgs {
         let servers = match &self.exec {
             None => Servers::At(ip),
             Some(command) => Servers::Exec {
-                command: command.clone(),
-                stdin: self.exec_stdin.clone(),
-                port: self.port,
-                ip: ip.ip(),
-                start_timeout: self.start_timeout,
+                exec: crate::tools::check::target::Exec {
+                    command: command.clone(),
+                    stdin: self.exec_stdin.clone(),
+                    port: self.port,
+                    ip: ip.ip(),
+                    start_timeout: self.start_timeout,
+                },
                 targets: self.targets.clone(),
             },
         };

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use cases::{Ctx, echo};
 use report::{Named, Outcome, Report, Verdict};
-use target::{Launch, Managed};
+use target::{Exec, Launch, Managed};
 
 pub use settings::{Mode, Settings};
 
@@ -33,14 +33,7 @@ pub enum Servers {
     /// One running server.
     At(SocketAddr),
     /// Servers the checker starts: the command for each target, or once alone.
-    Exec {
-        command: String,
-        stdin: Option<String>,
-        port: Option<u16>,
-        ip: std::net::IpAddr,
-        start_timeout: Duration,
-        targets: Vec<PathBuf>,
-    },
+    Exec { exec: Exec, targets: Vec<PathBuf> },
 }
 
 /// How the run ended, as the exit status says it.
@@ -75,14 +68,7 @@ pub fn run(settings: &Settings, servers: Servers, output: Output<'_>) -> anyhow:
                 .is_some_and(|(c, o)| c.id == "0.1" && o.verdict == Verdict::Failed);
             reports.push((addr.to_string(), Ok(report)));
         }
-        Servers::Exec {
-            command,
-            stdin,
-            port,
-            ip,
-            start_timeout,
-            targets,
-        } => {
+        Servers::Exec { exec, targets } => {
             let alone = targets.is_empty();
             let several = targets.len() > 1;
             let targets: Vec<Option<PathBuf>> = if alone {
@@ -93,17 +79,9 @@ pub fn run(settings: &Settings, servers: Servers, output: Output<'_>) -> anyhow:
             for target in targets {
                 let label = match &target {
                     Some(t) => t.display().to_string(),
-                    None => command.clone(),
+                    None => exec.command.clone(),
                 };
-                let started = Launch::new(
-                    &command,
-                    target.as_deref(),
-                    stdin.as_deref(),
-                    port,
-                    ip,
-                    start_timeout,
-                )
-                .and_then(Managed::start);
+                let started = Launch::new(&exec, target.as_deref()).and_then(Managed::start);
                 let result = match started {
                     Ok(managed) => {
                         let addr = managed.addr();

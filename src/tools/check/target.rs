@@ -29,6 +29,21 @@ const MAX_CANDIDATES: usize = 20;
 /// How long a server has after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// How `--exec` starts servers: the same for every target.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    /// The command, `{}` for the target and `{port}` for the port.
+    pub command: String,
+    /// `--exec-stdin`, `{port}` for the port.
+    pub stdin: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// The address servers are reached at.
+    pub ip: IpAddr,
+    /// How long a server has to start listening.
+    pub start_timeout: Duration,
+}
+
 /// How to start one target's server.
 #[derive(Clone, Debug)]
 pub struct Launch {
@@ -47,22 +62,16 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The launch of `command` for `target` (none: the command alone). `port` is
-    /// --port; without it a `{port}` in the command or input gets a free port.
-    pub fn new(
-        command: &str,
-        target: Option<&Path>,
-        stdin: Option<&str>,
-        port: Option<u16>,
-        ip: IpAddr,
-        start_timeout: Duration,
-    ) -> Result<Launch, String> {
+    /// The launch of `exec` for `target` (none: the command alone). Without --port, a
+    /// `{port}` in the command or input gets a free port.
+    pub fn new(exec: &Exec, target: Option<&Path>) -> Result<Launch, String> {
+        let (command, stdin, ip) = (exec.command.as_str(), exec.stdin.as_deref(), exec.ip);
         let words = split_words(command)?;
         if words.is_empty() {
             return Err("--exec: the command is empty".into());
         }
         let wants_port = command.contains("{port}") || stdin.is_some_and(|s| s.contains("{port}"));
-        let port = match port {
+        let port = match exec.port {
             Some(p) => Some(p),
             None if wants_port => Some(free_port(ip)?),
             None => None,
@@ -104,7 +113,7 @@ impl Launch {
             stdin,
             port,
             ip,
-            start_timeout,
+            start_timeout: exec.start_timeout,
         })
     }
 }
@@ -461,21 +470,22 @@ mod tests {
         assert_eq!(out.newest_first()[0].len(), LINE_MAX);
     }
 
+    fn exec(command: &str, stdin: Option<&str>, port: Option<u16>) -> Exec {
+        Exec {
+            command: command.into(),
+            stdin: stdin.map(Into::into),
+            port,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            start_timeout: Duration::from_secs(1),
+        }
+    }
+
     #[test]
     fn a_launch_fills_in_the_target_and_a_free_port() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.py");
         std::fs::write(&file, "").unwrap();
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        let launch = Launch::new(
-            "python3 {}",
-            Some(&file),
-            Some("{port}"),
-            None,
-            ip,
-            Duration::from_secs(1),
-        )
-        .unwrap();
+        let launch = Launch::new(&exec("python3 {}", Some("{port}"), None), Some(&file)).unwrap();
         assert_eq!(
             launch.argv[1],
             file.canonicalize().unwrap().to_string_lossy()
@@ -490,16 +500,8 @@ mod tests {
         let class = tempfile::tempdir().unwrap();
         let alice = class.path().join("alice");
         std::fs::create_dir(&alice).unwrap();
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        let launch = Launch::new(
-            "python3 server.py",
-            Some(&alice),
-            None,
-            Some(9090),
-            ip,
-            Duration::from_secs(1),
-        )
-        .unwrap();
+        let launch =
+            Launch::new(&exec("python3 server.py", None, Some(9090)), Some(&alice)).unwrap();
         assert_eq!(launch.argv, ["python3", "server.py"]);
         assert_eq!(launch.dir, alice.canonicalize().unwrap());
         assert_eq!(

@@ -3,8 +3,8 @@
 //! Servers word their dialogue as they like, so the checker recognises netlab's shape
 //! (a user name is asked, then a password, maybe the password again, then a welcome) by
 //! words in English and Russian. A dialogue it does not recognise is INFORMATIONAL, with
-//! what was said; only a recognised dialogue that goes wrong is FAILED. A password is
-//! never shown in a report.
+//! what was said; only a recognised dialogue that goes wrong is FAILED. The account is
+//! made up for the run; its password shows in a report only if the server repeats it.
 
 use super::{Ctx, Outcome, Step, random_u64};
 use crate::tools::check::probe::{Ended, Probe, describe};
@@ -67,6 +67,27 @@ fn refuses(text: &str) -> bool {
             "ошиб",
         ],
     )
+}
+
+/// What an answer to a password says, by its words.
+#[derive(Debug, PartialEq, Eq)]
+enum Said {
+    Welcome,
+    /// Refused, or the password asked for again.
+    Refusal,
+    Unknown,
+}
+
+fn judge(answer: &str) -> Said {
+    if refuses(answer) {
+        Said::Refusal
+    } else if welcomes(answer) {
+        Said::Welcome
+    } else if asks_password(answer) {
+        Said::Refusal
+    } else {
+        Said::Unknown
+    }
 }
 
 fn unrecognised(expected: &str, step: &str, said: &str) -> Outcome {
@@ -140,7 +161,7 @@ pub fn register(ctx: &mut Ctx) -> Step<Outcome> {
             "after the repeated password",
         )?;
     }
-    if !welcomes(&answer) || refuses(&answer) {
+    if judge(&answer) != Said::Welcome {
         return Err(unrecognised(&expected, "after the password", &answer));
     }
     ctx.account = Some(account);
@@ -168,18 +189,14 @@ pub fn sign_in(ctx: &mut Ctx) -> Step<Outcome> {
         &expected,
         "after the password",
     )?;
-    if welcomes(&answer) && !refuses(&answer) {
-        Ok(Outcome::ok(expected, describe(answer.as_bytes())))
-    } else if refuses(&answer) || asks_password(&answer) {
-        Err(Outcome::failed(
+    let said = describe(answer.as_bytes());
+    match judge(&answer) {
+        Said::Welcome => Ok(Outcome::ok(expected, said)),
+        Said::Refusal => Err(Outcome::failed(
             expected,
-            format!(
-                "the password chosen at registration was refused: {}",
-                describe(answer.as_bytes())
-            ),
-        ))
-    } else {
-        Err(unrecognised(&expected, "after the password", &answer))
+            format!("the password chosen at registration was refused: {said}"),
+        )),
+        Said::Unknown => Err(unrecognised(&expected, "after the password", &answer)),
     }
 }
 
@@ -195,18 +212,14 @@ pub fn wrong_password(ctx: &mut Ctx) -> Step<Outcome> {
     match probe.recv(ctx.deadline()) {
         Ok(bytes) => {
             let answer = String::from_utf8_lossy(&bytes);
-            if refuses(&answer) || asks_password(&answer) {
-                Ok(Outcome::ok(expected, describe(answer.as_bytes())))
-            } else if welcomes(&answer) {
-                Err(Outcome::failed(
+            let said = describe(&bytes);
+            match judge(&answer) {
+                Said::Refusal => Ok(Outcome::ok(expected, said)),
+                Said::Welcome => Err(Outcome::failed(
                     expected,
-                    format!(
-                        "signed in with a wrong password: {}",
-                        describe(answer.as_bytes())
-                    ),
-                ))
-            } else {
-                Err(unrecognised(&expected, "after a wrong password", &answer))
+                    format!("signed in with a wrong password: {said}"),
+                )),
+                Said::Unknown => Err(unrecognised(&expected, "after a wrong password", &answer)),
             }
         }
         Err(Ended::Silent { .. }) => Err(Outcome::new(
@@ -215,5 +228,24 @@ pub fn wrong_password(ctx: &mut Ctx) -> Step<Outcome> {
             "no answer to a wrong password within the timeout",
         )),
         Err(e) => Ok(Outcome::ok(expected, format!("refused: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_judged_by_their_words_in_english_and_russian() {
+        assert_eq!(
+            judge("Welcome, and thank you for registering"),
+            Said::Welcome
+        );
+        assert_eq!(judge("Добро пожаловать!"), Said::Welcome);
+        assert_eq!(judge("Wrong password. Password:"), Said::Refusal);
+        assert_eq!(judge("Неверный пароль"), Said::Refusal);
+        assert_eq!(judge("Password:"), Said::Refusal);
+        assert_eq!(judge("Welcome? No: wrong password"), Said::Refusal);
+        assert_eq!(judge("ok"), Said::Unknown);
     }
 }
